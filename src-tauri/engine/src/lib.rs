@@ -1,0 +1,293 @@
+//! Holdline's connection engine.
+//!
+//! One task (the actor in `actor.rs`) owns the WebSocket. An [`Engine`] is a
+//! cheap, cloneable handle that sends it commands; [`Deliveries`] is the
+//! ordered stream of events, gap markers and reset markers for the consumer;
+//! [`Engine::events`] and [`Engine::state`] tell observers what happens and
+//! why. Nothing here knows about Tauri or any UI.
+
+mod actor;
+pub mod backoff;
+pub mod cause;
+pub mod config;
+pub mod delivery;
+mod dial;
+pub mod error;
+pub mod events;
+pub mod feed_url;
+pub mod liveness;
+mod outbox;
+pub mod policy;
+pub mod secret;
+pub mod sequencer;
+pub mod store;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use serde_json::value::RawValue;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+pub use crate::backoff::BackoffConfig;
+pub use crate::cause::{Cause, ConnectError, Trigger};
+pub use crate::config::EngineConfig;
+pub use crate::delivery::{Cursor, Delivery, FeedEvent, RawFrame};
+pub use crate::error::{EngineError, PublishAck, PublishError};
+pub use crate::events::{
+    ConnectionState, EngineEvent, HistoryEntry, HistoryKind, Level, PublishStatus, PublishUpdate,
+    Snapshot,
+};
+pub use crate::feed_url::{FeedUrl, UrlError};
+pub use crate::secret::Token;
+pub use crate::sequencer::StartFrom;
+pub use crate::store::{
+    CursorStore, FileCursorStore, FileRecovery, MemoryCursorStore, MemoryOutboxStore, OutboxEntry,
+    OutboxStore, StoreError,
+};
+
+use crate::actor::{Actor, Channels, Command};
+use crate::outbox::Outbox;
+
+/// How many observer events are kept for a lagging observer before the
+/// oldest are dropped (the observer is told how many it missed).
+const EVENT_CAPACITY: usize = 4096;
+
+/// The stores an engine reads and writes.
+pub struct Stores {
+    pub cursors: Arc<dyn CursorStore>,
+    pub outbox: Arc<dyn OutboxStore>,
+}
+
+impl Default for Stores {
+    fn default() -> Self {
+        Stores {
+            cursors: Arc::new(MemoryCursorStore::default()),
+            outbox: Arc::new(MemoryOutboxStore),
+        }
+    }
+}
+
+/// A handle on a running engine. Clones share the engine; the engine stops
+/// when every handle is dropped or [`Engine::shutdown`] is called.
+#[derive(Clone)]
+pub struct Engine {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<EngineEvent>,
+    state: watch::Receiver<ConnectionState>,
+    server_key: Arc<str>,
+}
+
+impl Engine {
+    /// Starts the engine's task on the current Tokio runtime. It stays idle
+    /// until [`Engine::connect`].
+    pub fn start(config: EngineConfig, stores: Stores) -> Result<(Engine, Deliveries), EngineError> {
+        let (command_tx, command_rx) = mpsc::channel(256);
+        let (delivery_tx, delivery_rx) = mpsc::channel(config.delivery_buffer.max(1));
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (state_tx, state_rx) = watch::channel(ConnectionState::Idle);
+        let server_key: Arc<str> = Arc::from(config.url.server_key());
+        let outbox = Outbox::new(config.outbox_capacity, stores.outbox)?;
+        let actor = Actor::new(
+            config,
+            Channels {
+                commands: command_rx,
+                deliveries: delivery_tx,
+                events: events.clone(),
+                state: state_tx,
+            },
+            stores.cursors.clone(),
+            outbox,
+        );
+        tokio::spawn(actor.run());
+        let engine = Engine {
+            commands: command_tx,
+            events,
+            state: state_rx,
+            server_key: server_key.clone(),
+        };
+        let deliveries = Deliveries {
+            rx: delivery_rx,
+            cursors: stores.cursors,
+            server_key,
+        };
+        Ok((engine, deliveries))
+    }
+
+    async fn send(&self, command: Command) -> Result<(), EngineError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| EngineError::Stopped)
+    }
+
+    pub async fn connect(&self) -> Result<(), EngineError> {
+        self.send(Command::Connect).await
+    }
+
+    pub async fn disconnect(&self) -> Result<(), EngineError> {
+        self.send(Command::Disconnect).await
+    }
+
+    /// Skips the rest of a backoff delay, or drops the current connection and
+    /// connects again.
+    pub async fn reconnect_now(&self) -> Result<(), EngineError> {
+        self.send(Command::ReconnectNow).await
+    }
+
+    /// Adds a feed to the subscription set; it is (re-)subscribed on every
+    /// connection from its saved cursor, else as `start` says.
+    pub async fn subscribe(&self, feed: &str, start: StartFrom) -> Result<(), EngineError> {
+        holdline_protocol::validate_feed_name(feed).map_err(|e| EngineError::InvalidFeed {
+            feed: feed.chars().take(140).collect(),
+            message: e.to_string(),
+        })?;
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Subscribe {
+            feed: Arc::from(feed),
+            start,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    pub async fn unsubscribe(&self, feed: &str) -> Result<(), EngineError> {
+        self.send(Command::Unsubscribe {
+            feed: Arc::from(feed),
+        })
+        .await
+    }
+
+    /// Queues a publish. Errors at once when the input is bad or the outbox
+    /// is full; otherwise the returned future resolves on the server's `ack`,
+    /// however many reconnects that takes. A missing `id` gets a fresh UUID.
+    pub async fn publish(
+        &self,
+        feed: &str,
+        data: Box<RawValue>,
+        id: Option<String>,
+    ) -> Result<PendingPublish, EngineError> {
+        holdline_protocol::validate_feed_name(feed).map_err(|e| EngineError::InvalidFeed {
+            feed: feed.chars().take(140).collect(),
+            message: e.to_string(),
+        })?;
+        let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        holdline_protocol::validate_request_id(&id).map_err(|e| EngineError::InvalidId {
+            id: id.chars().take(80).collect(),
+            message: e.to_string(),
+        })?;
+        let entry = OutboxEntry {
+            id: id.clone(),
+            feed: feed.to_owned(),
+            data,
+            queued_at_ms: events::now_ms(),
+        };
+        let (waiter, ack) = oneshot::channel();
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Publish {
+            entry,
+            waiter,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| EngineError::Stopped)??;
+        Ok(PendingPublish { id, ack })
+    }
+
+    /// The system woke from sleep.
+    pub async fn wake(&self) -> Result<(), EngineError> {
+        self.send(Command::Trigger(Trigger::Wake)).await
+    }
+
+    /// The network changed (interface up or down, new address, new route).
+    pub async fn network_changed(&self) -> Result<(), EngineError> {
+        self.send(Command::Trigger(Trigger::NetworkChange)).await
+    }
+
+    /// Replaces the token used from the next attempt on.
+    pub async fn set_token(&self, token: Option<Token>) -> Result<(), EngineError> {
+        self.send(Command::SetToken(token)).await
+    }
+
+    pub async fn snapshot(&self) -> Result<Snapshot, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Snapshot(reply)).await?;
+        answer.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// History entries, state changes and publish progress, from now on.
+    pub fn events(&self) -> broadcast::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn state(&self) -> watch::Receiver<ConnectionState> {
+        self.state.clone()
+    }
+
+    pub fn server_key(&self) -> &str {
+        &self.server_key
+    }
+
+    /// Closes the connection cleanly, saves cursors and ends the task.
+    pub async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.send(Command::Shutdown(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+/// Resolves when the server acknowledges the publish.
+pub struct PendingPublish {
+    id: String,
+    ack: oneshot::Receiver<Result<PublishAck, PublishError>>,
+}
+
+impl PendingPublish {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Future for PendingPublish {
+    type Output = Result<PublishAck, PublishError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.ack)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(PublishError::Stopped)))
+    }
+}
+
+/// The consumer's end: every feed's deliveries in order, exactly once.
+///
+/// A cursor moves only when the consumer says it has handled a delivery
+/// ([`Deliveries::commit`]), so a consumer that stops after N deliveries
+/// resumes with `since = N`, never beyond.
+pub struct Deliveries {
+    rx: mpsc::Receiver<Delivery>,
+    cursors: Arc<dyn CursorStore>,
+    server_key: Arc<str>,
+}
+
+impl Deliveries {
+    /// The next delivery; `None` once the engine has stopped.
+    pub async fn recv(&mut self) -> Option<Delivery> {
+        self.rx.recv().await
+    }
+
+    /// Records that `delivery` has been handled.
+    pub fn commit(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        match delivery.cursor() {
+            Some((feed, cursor)) => self.cursors.save(&self.server_key, feed, &cursor),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes every committed cursor durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.cursors.flush()
+    }
+}

@@ -1,0 +1,113 @@
+//! Why a connection ended or an attempt failed, precisely enough for a person
+//! reading the history to tell a refused port from a bad certificate.
+
+use std::fmt;
+
+use serde::Serialize;
+use thiserror::Error;
+
+/// What made the engine look at the socket again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Wake,
+    NetworkChange,
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Trigger::Wake => "system wake",
+            Trigger::NetworkChange => "network change",
+        })
+    }
+}
+
+/// A failed connection attempt, before any WebSocket frame.
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ConnectError {
+    #[error("DNS lookup of {host} failed: {detail}")]
+    Dns { host: String, detail: String },
+    #[error("connection to {addr} refused")]
+    Refused { addr: String },
+    #[error("timed out after {after_ms} ms while {stage}")]
+    Timeout { stage: String, after_ms: u64 },
+    #[error("TLS failed: {detail}")]
+    Tls { detail: String },
+    #[error("server answered HTTP {status}{}{}", retry_after_s.map(|s| format!(" (Retry-After {s} s)")).unwrap_or_default(), if body.is_empty() { String::new() } else { format!(": {body}") })]
+    HttpStatus {
+        status: u16,
+        retry_after_s: Option<u64>,
+        body: String,
+    },
+    #[error("network error: {detail}")]
+    Io { detail: String },
+    #[error("WebSocket handshake failed: {detail}")]
+    Handshake { detail: String },
+}
+
+/// Why the previous connection ended (or never began).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Cause {
+    /// The server sent a close frame.
+    Closed { code: u16, reason: String },
+    /// The connection ended without a close frame (1006).
+    ConnectionLost { detail: String },
+    /// No frame of any kind arrived for twice the heartbeat period.
+    HeartbeatTimeout { silent_ms: u64 },
+    /// A wake or network change probe got no answer in time.
+    ProbeFailed { trigger: Trigger, waited_ms: u64 },
+    /// The server upgraded but never sent `welcome`.
+    NoWelcome { waited_ms: u64 },
+    /// A frame broke the WebSocket protocol or our size limit.
+    Protocol { detail: String },
+    /// The attempt itself failed.
+    Connect { error: ConnectError },
+    /// The user asked to disconnect.
+    UserDisconnect,
+    /// The user asked to reconnect now.
+    UserReconnect,
+    /// The engine is shutting down.
+    Shutdown,
+}
+
+impl Cause {
+    /// The close code this cause stands for, 1006 when no frame came.
+    pub fn close_code(&self) -> Option<u16> {
+        match self {
+            Cause::Closed { code, .. } => Some(*code),
+            Cause::ConnectionLost { .. }
+            | Cause::HeartbeatTimeout { .. }
+            | Cause::ProbeFailed { .. } => Some(holdline_protocol::close::ABNORMAL),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Closed { code, reason } if reason.is_empty() => {
+                write!(f, "server closed with {code}")
+            }
+            Cause::Closed { code, reason } => write!(f, "server closed with {code}: {reason}"),
+            Cause::ConnectionLost { detail } => write!(f, "connection lost (1006): {detail}"),
+            Cause::HeartbeatTimeout { silent_ms } => {
+                write!(f, "heartbeat timeout: nothing received for {silent_ms} ms")
+            }
+            Cause::ProbeFailed { trigger, waited_ms } => {
+                write!(f, "no answer within {waited_ms} ms after {trigger}")
+            }
+            Cause::NoWelcome { waited_ms } => {
+                write!(f, "no welcome frame within {waited_ms} ms of the upgrade")
+            }
+            Cause::Protocol { detail } => write!(f, "protocol error: {detail}"),
+            Cause::Connect { error } => write!(f, "{error}"),
+            Cause::UserDisconnect => f.write_str("disconnect requested"),
+            Cause::UserReconnect => f.write_str("reconnect requested"),
+            Cause::Shutdown => f.write_str("engine shut down"),
+        }
+    }
+}

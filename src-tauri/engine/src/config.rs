@@ -1,0 +1,53 @@
+//! Engine settings. Defaults follow the protocol; tests shrink them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use holdline_protocol::DEFAULT_HEARTBEAT_MS;
+
+use crate::backoff::BackoffConfig;
+use crate::feed_url::FeedUrl;
+use crate::secret::Token;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub url: FeedUrl,
+    pub token: Option<Token>,
+    pub backoff: BackoffConfig,
+    /// Used until the server's `welcome` says otherwise, and in raw mode.
+    pub heartbeat: Duration,
+    /// DNS, TCP, TLS and the upgrade, each.
+    pub connect_timeout: Duration,
+    /// How long a wake or network-change probe waits for any frame.
+    pub probe_timeout: Duration,
+    /// How far ahead of the next expected `seq` an event may be buffered.
+    pub reorder_window: usize,
+    /// How long a hole may stay open before re-subscribing from the cursor.
+    pub gap_timeout: Duration,
+    pub outbox_capacity: usize,
+    /// Deliveries queued for a slow consumer before the engine waits.
+    pub delivery_buffer: usize,
+    /// The largest frame accepted from the server.
+    pub max_incoming_frame_bytes: usize,
+    /// Extra PEM certificates to trust beside the platform's roots.
+    pub extra_ca_file: Option<PathBuf>,
+}
+
+impl EngineConfig {
+    pub fn new(url: FeedUrl, token: Option<Token>) -> Self {
+        EngineConfig {
+            url,
+            token,
+            backoff: BackoffConfig::default(),
+            heartbeat: Duration::from_millis(DEFAULT_HEARTBEAT_MS),
+            connect_timeout: Duration::from_secs(10),
+            probe_timeout: Duration::from_secs(3),
+            reorder_window: 1024,
+            gap_timeout: Duration::from_secs(2),
+            outbox_capacity: 1000,
+            delivery_buffer: 4096,
+            max_incoming_frame_bytes: 16 << 20,
+            extra_ca_file: None,
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Errors the engine's handle returns, each with a stable `code`.
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::feed_url::UrlError;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, Error, PartialEq, Eq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum EngineError {
+    #[error("{message}")]
+    InvalidUrl { message: String },
+    #[error("invalid feed name {feed:?}: {message}")]
+    InvalidFeed { feed: String, message: String },
+    #[error("invalid publish id {id:?}: {message}")]
+    InvalidId { id: String, message: String },
+    #[error("the outbox is full ({capacity} publishes waiting); wait for acks or raise the limit")]
+    OutboxFull { capacity: usize },
+    #[error("the publish is {bytes} bytes; the server accepts at most {limit}")]
+    TooLarge { bytes: usize, limit: u64 },
+    #[error("publishing needs a holdline.v1 server; this one speaks raw WebSocket")]
+    RawMode,
+    #[error("storage failed: {message}")]
+    Storage { message: String },
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+impl From<UrlError> for EngineError {
+    fn from(err: UrlError) -> Self {
+        EngineError::InvalidUrl {
+            message: err.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for EngineError {
+    fn from(err: StoreError) -> Self {
+        EngineError::Storage {
+            message: err.to_string(),
+        }
+    }
+}
+
+/// The server's acknowledgement of a publish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublishAck {
+    pub id: String,
+    pub feed: String,
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, Error, PartialEq, Eq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum PublishError {
+    /// The server answered with an `error` frame.
+    #[error("server refused the publish ({server_code}): {message}")]
+    Rejected { server_code: String, message: String },
+    #[error("the engine stopped before the publish was acknowledged")]
+    Stopped,
+}

@@ -1,0 +1,154 @@
+//! What the engine tells observers: its state, its history, publish progress.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cause::Cause;
+use crate::sequencer::FeedStats;
+
+/// The connection's state, as data (the UI renders it, tests wait on it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ConnectionState {
+    Idle,
+    Connecting {
+        attempt: u32,
+    },
+    Open {
+        session: Option<String>,
+        raw: bool,
+    },
+    Backoff {
+        attempt: u32,
+        delay_ms: u64,
+        /// Wall-clock time of the next attempt, ms since the Unix epoch.
+        retry_at_ms: i64,
+        cause: Cause,
+    },
+    NeedsLogin {
+        reason: String,
+    },
+    Stopped {
+        reason: String,
+    },
+}
+
+impl ConnectionState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConnectionState::Idle => "idle",
+            ConnectionState::Connecting { .. } => "connecting",
+            ConnectionState::Open { .. } => "open",
+            ConnectionState::Backoff { .. } => "backoff",
+            ConnectionState::NeedsLogin { .. } => "needs_login",
+            ConnectionState::Stopped { .. } => "stopped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryKind {
+    Attempt,
+    Connected,
+    AttemptFailed,
+    Disconnected,
+    Backoff,
+    State,
+    Subscribed,
+    SubscribeFailed,
+    Gap,
+    Reset,
+    Malformed,
+    Wake,
+    NetworkChange,
+    Publish,
+    Storage,
+    Protocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// One line of the connection history: what happened, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    /// Wall-clock time, ms since the Unix epoch.
+    pub at_ms: i64,
+    pub kind: HistoryKind,
+    pub level: Level,
+    pub message: String,
+    /// Structured particulars: cause, close code, timings, attempt, bytes.
+    pub details: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum PublishStatus {
+    Queued,
+    Sent,
+    Acked { seq: u64 },
+    Failed { code: String, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublishUpdate {
+    pub id: String,
+    pub feed: String,
+    #[serde(flatten)]
+    pub status: PublishStatus,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EngineEvent {
+    State(ConnectionState),
+    History(HistoryEntry),
+    Publish(PublishUpdate),
+}
+
+/// Everything an observer needs to rebuild its view.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub url: String,
+    pub state: ConnectionState,
+    pub session: Option<String>,
+    pub raw: bool,
+    pub heartbeat_ms: u64,
+    pub rtt_ms: Option<f64>,
+    pub max_frame_bytes: Option<u64>,
+    pub feeds: Vec<FeedSnapshot>,
+    pub outbox: Vec<OutboxItem>,
+    pub malformed_frames: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedSnapshot {
+    pub feed: String,
+    pub epoch: Option<String>,
+    pub last_seq: u64,
+    pub buffered: usize,
+    #[serde(flatten)]
+    pub stats: FeedStats,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxItem {
+    pub id: String,
+    pub feed: String,
+    pub sent: bool,
+    pub queued_at_ms: i64,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
