@@ -1,0 +1,109 @@
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use holdline_server::{ServerConfig, start};
+use tracing_subscriber::EnvFilter;
+
+/// The reference holdline.v1 feed server.
+#[derive(Parser, Debug)]
+#[command(name = "holdline-server", version, about)]
+struct Args {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:9876")]
+    listen: String,
+    /// A bearer token that may connect (repeatable).
+    #[arg(long = "token", value_name = "T")]
+    tokens: Vec<String>,
+    /// An Origin allowed to connect (repeatable); none given allows any.
+    #[arg(long = "allow-origin", value_name = "O")]
+    allow_origins: Vec<String>,
+    /// Events retained per feed for replay.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    retain: usize,
+    /// WebSocket Ping period, also announced in `welcome`.
+    #[arg(long, default_value_t = 15_000, value_name = "MS")]
+    heartbeat_ms: u64,
+    /// Largest client frame accepted.
+    #[arg(long, default_value_t = 1 << 20, value_name = "B")]
+    max_frame_bytes: usize,
+    /// Frames queued per client before it is closed as a slow consumer (4008).
+    #[arg(long, default_value_t = 8192, value_name = "N")]
+    send_queue: usize,
+    /// Add token `demo` and live demo feeds (demo.clock, demo.ticker, demo.chat).
+    #[arg(long)]
+    demo: bool,
+    /// Run with no authentication at all (anyone may subscribe and publish).
+    #[arg(long, alias = "no-auth")]
+    allow_unauthenticated: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    let listen = match tokio::net::lookup_host(&args.listen).await.map(|mut a| a.next()) {
+        Ok(Some(addr)) => addr,
+        _ => {
+            eprintln!("holdline-server: --listen {:?} is not an address (try 127.0.0.1:0)", args.listen);
+            return ExitCode::from(2);
+        }
+    };
+    let config = ServerConfig {
+        listen,
+        tokens: args.tokens,
+        allow_unauthenticated: args.allow_unauthenticated,
+        allow_origins: args.allow_origins,
+        retain: args.retain,
+        heartbeat: Duration::from_millis(args.heartbeat_ms.max(1)),
+        max_frame_bytes: args.max_frame_bytes.max(1),
+        send_queue: args.send_queue.max(1),
+        demo: args.demo,
+        ..ServerConfig::default()
+    };
+    let server = match start(config).await {
+        Ok(server) => server,
+        Err(err) => {
+            eprintln!("holdline-server: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let addr: SocketAddr = server.local_addr();
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "listening ws://{addr}");
+    let _ = stdout.flush();
+    wait_for_signal().await;
+    tracing::info!("signal received: closing every client with 1001");
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
