@@ -1,0 +1,17 @@
+//! Test support shared by the engine, server and CLI tests.
+
+mod proxy;
+
+pub use proxy::FaultProxy;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Awaits `future`, failing the test with `what` if it takes longer than
+/// `limit`. Tests wait on the event they need, never on a fixed sleep.
+pub async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
+    }
+}

@@ -1,0 +1,159 @@
+//! Helpers for the engine's integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use holdline_engine::{
+    BackoffConfig, ConnectionState, Delivery, Engine, EngineConfig, EngineEvent, FeedUrl,
+    HistoryEntry, HistoryKind, Token,
+};
+use holdline_server::{RunningServer, ServerConfig};
+use holdline_testkit::within;
+use serde_json::value::RawValue;
+use tokio::sync::broadcast;
+
+pub const TOKEN: &str = "test-token-7f3a9c";
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub async fn server(retain: usize, heartbeat_ms: u64) -> RunningServer {
+    holdline_server::start(ServerConfig {
+        tokens: vec![TOKEN.to_owned()],
+        retain,
+        heartbeat: Duration::from_millis(heartbeat_ms),
+        ..ServerConfig::default()
+    })
+    .await
+    .expect("server starts on 127.0.0.1:0")
+}
+
+/// Short timings so faults resolve in milliseconds.
+pub fn fast_config(url: &str, token: &str) -> EngineConfig {
+    let (url, _) = FeedUrl::parse(url).expect("test URL is valid");
+    let mut config = EngineConfig::new(url, Some(Token::new(token)));
+    config.backoff = BackoffConfig {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+        jitter: 0.5,
+        healthy_after: Duration::from_secs(10),
+    };
+    config.heartbeat = Duration::from_millis(250);
+    config.connect_timeout = Duration::from_secs(2);
+    config.probe_timeout = Duration::from_millis(300);
+    config.gap_timeout = Duration::from_millis(200);
+    config
+}
+
+pub fn data(n: u64) -> Box<RawValue> {
+    RawValue::from_string(format!("{{\"n\":{n}}}")).expect("valid JSON")
+}
+
+/// Waits for the next observer event matching `pred`.
+pub async fn wait_event(
+    events: &mut broadcast::Receiver<EngineEvent>,
+    what: &str,
+    mut pred: impl FnMut(&EngineEvent) -> bool,
+) -> EngineEvent {
+    within(WAIT, what, async {
+        loop {
+            match events.recv().await {
+                Ok(event) if pred(&event) => return event,
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(n)) => panic!("observer lagged by {n}"),
+                Err(broadcast::error::RecvError::Closed) => panic!("engine stopped while waiting for {what}"),
+            }
+        }
+    })
+    .await
+}
+
+pub async fn wait_state(
+    events: &mut broadcast::Receiver<EngineEvent>,
+    what: &str,
+    mut pred: impl FnMut(&ConnectionState) -> bool,
+) -> ConnectionState {
+    match wait_event(events, what, |e| matches!(e, EngineEvent::State(s) if pred(s))).await {
+        EngineEvent::State(state) => state,
+        _ => unreachable!(),
+    }
+}
+
+pub fn is_open(state: &ConnectionState) -> bool {
+    matches!(state, ConnectionState::Open { .. })
+}
+
+pub async fn wait_history(
+    events: &mut broadcast::Receiver<EngineEvent>,
+    kind: HistoryKind,
+) -> HistoryEntry {
+    match wait_event(events, &format!("history {kind:?}"), |e| {
+        matches!(e, EngineEvent::History(h) if h.kind == kind)
+    })
+    .await
+    {
+        EngineEvent::History(entry) => entry,
+        _ => unreachable!(),
+    }
+}
+
+/// What a consumer saw, per feed, in order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub items: BTreeMap<String, Vec<Item>>,
+    pub events: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Event(u64),
+    Gap(u64, u64),
+    Reset(String),
+}
+
+impl Seen {
+    pub fn push(&mut self, delivery: &Delivery) {
+        match delivery {
+            Delivery::Event(e) => {
+                self.events += 1;
+                self.items.entry(e.feed.to_string()).or_default().push(Item::Event(e.seq));
+            }
+            Delivery::Gap { feed, from, to, .. } => {
+                self.items.entry(feed.to_string()).or_default().push(Item::Gap(*from, *to))
+            }
+            Delivery::Reset { feed, epoch } => {
+                self.items.entry(feed.to_string()).or_default().push(Item::Reset(epoch.to_string()))
+            }
+            Delivery::Raw(_) => {}
+        }
+    }
+
+    pub fn feed(&self, feed: &str) -> Vec<Item> {
+        self.items.get(feed).cloned().unwrap_or_default()
+    }
+}
+
+pub fn seqs(range: std::ops::RangeInclusive<u64>) -> Vec<Item> {
+    range.map(Item::Event).collect()
+}
+
+/// Receives deliveries until `seen.events` reaches `count`, committing each.
+pub async fn collect_until(
+    deliveries: &mut holdline_engine::Deliveries,
+    seen: &mut Seen,
+    count: usize,
+) {
+    within(WAIT, &format!("{count} events (have {})", seen.events), async {
+        while seen.events < count {
+            let Some(delivery) = deliveries.recv().await else {
+                panic!("engine stopped")
+            };
+            deliveries.commit(&delivery).expect("commit");
+            seen.push(&delivery);
+        }
+    })
+    .await
+}
+
+pub fn open_engine(config: EngineConfig) -> (Engine, holdline_engine::Deliveries) {
+    Engine::start(config, holdline_engine::Stores::default()).expect("engine starts")
+}
