@@ -240,6 +240,7 @@ impl Engine {
 }
 
 /// Resolves when the server acknowledges the publish.
+#[derive(Debug)]
 pub struct PendingPublish {
     id: String,
     ack: oneshot::Receiver<Result<PublishAck, PublishError>>,
