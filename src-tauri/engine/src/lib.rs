@@ -42,6 +42,7 @@ pub use crate::events::{
 pub use crate::feed_url::{FeedUrl, UrlError};
 pub use crate::secret::Token;
 pub use crate::sequencer::StartFrom;
+pub use holdline_protocol::validate_feed_name;
 pub use crate::store::{
     CursorStore, FileCursorStore, FileRecovery, MemoryCursorStore, MemoryOutboxStore, OutboxEntry,
     OutboxStore, StoreError,

@@ -1,0 +1,427 @@
+//! `holdline-cli`: the engine without a window. Deliveries go to stdout as
+//! JSON lines; state and history go to stderr.
+
+mod output;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use holdline_engine::{
+    BackoffConfig, ConnectionState, Engine, EngineConfig, EngineEvent, FeedUrl, FileCursorStore,
+    FileRecovery, PublishError, StartFrom, Stores, Token,
+};
+use serde_json::value::RawValue;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::output::{Stdout, describe_event};
+
+/// Exit codes other programs rely on.
+mod exit {
+    pub const DONE: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const NEEDS_LOGIN: u8 = 3;
+    pub const TERMINAL: u8 = 4;
+}
+
+#[derive(Parser)]
+#[command(name = "holdline-cli", version, about = "Headless Holdline client for holdline.v1 feed servers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Follow feeds: one JSON line per event, gap or reset on stdout.
+    Tail(TailArgs),
+    /// Publish one message and wait for its ack (retrying across reconnects).
+    Publish(PublishArgs),
+    /// Store a token for URL in the OS keyring (the token is read from stdin).
+    Login { url: String },
+    /// Delete the token stored for URL.
+    Logout { url: String },
+}
+
+#[derive(Args)]
+struct Connection {
+    /// Initial reconnect delay.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    backoff_initial_ms: u64,
+    /// Longest reconnect delay.
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    backoff_max_ms: u64,
+    /// Extra CA certificates (PEM) to trust for wss:// beside the system roots.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct TailArgs {
+    url: String,
+    /// A feed to follow (repeatable).
+    #[arg(long = "feed", value_name = "NAME", required = true)]
+    feeds: Vec<String>,
+    /// Feeds with no saved cursor start at the oldest retained event.
+    #[arg(long)]
+    from_start: bool,
+    /// Where cursors are kept (default: the platform data directory).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Exit after this many event lines.
+    #[arg(long, value_name = "N")]
+    max_events: Option<u64>,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    url: String,
+    #[arg(long, value_name = "F")]
+    feed: String,
+    /// The message, as JSON.
+    #[arg(long, value_name = "JSON")]
+    data: String,
+    /// Request id; a resend with the same id is never published twice.
+    #[arg(long, value_name = "ID")]
+    id: Option<String>,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+fn main() -> ExitCode {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(exit::FAILED, &format!("cannot start the runtime: {err}")),
+    };
+    let code = match cli.command {
+        Command::Tail(args) => runtime.block_on(tail(args)),
+        Command::Publish(args) => runtime.block_on(publish(args)),
+        Command::Login { url } => login(&url),
+        Command::Logout { url } => logout(&url),
+    };
+    ExitCode::from(code)
+}
+
+fn fail(code: u8, message: &str) -> ExitCode {
+    eprintln!("holdline-cli: {message}");
+    ExitCode::from(code)
+}
+
+fn complain(message: &str) {
+    eprintln!("holdline-cli: {message}");
+}
+
+fn parse_url(input: &str) -> Result<(FeedUrl, Option<Token>), u8> {
+    FeedUrl::parse(input).map_err(|err| {
+        complain(&err.to_string());
+        exit::USAGE
+    })
+}
+
+/// `HOLDLINE_TOKEN`, else a `token` in the URL, else the keyring.
+fn resolve_token(url: &FeedUrl, from_url: Option<Token>) -> Option<Token> {
+    if let Some(token) = std::env::var("HOLDLINE_TOKEN").ok().filter(|t| !t.is_empty()) {
+        return Some(Token::new(token));
+    }
+    if from_url.is_some() {
+        return from_url;
+    }
+    match holdline_credentials::load(url) {
+        Ok(Some(token)) => Some(token),
+        Ok(None) => {
+            complain(&format!(
+                "no token for {url}: connecting without one (run `holdline-cli login {url}` or set HOLDLINE_TOKEN)"
+            ));
+            None
+        }
+        Err(err) => {
+            complain(&err.to_string());
+            None
+        }
+    }
+}
+
+fn engine_config(url: FeedUrl, token: Option<Token>, connection: &Connection) -> EngineConfig {
+    let mut config = EngineConfig::new(url, token);
+    let initial = Duration::from_millis(connection.backoff_initial_ms.max(1));
+    config.backoff = BackoffConfig {
+        initial,
+        max: Duration::from_millis(connection.backoff_max_ms).max(initial),
+        ..BackoffConfig::default()
+    };
+    config.extra_ca_file = connection.ca_file.clone();
+    config
+}
+
+fn default_state_dir() -> PathBuf {
+    directories::ProjectDirs::from("", "", "holdline")
+        .map(|dirs| dirs.data_dir().join("cli"))
+        .unwrap_or_else(|| PathBuf::from(".holdline"))
+}
+
+/// What a terminal state means for the exit code.
+fn exit_for_state(state: &ConnectionState) -> Option<(u8, String)> {
+    match state {
+        ConnectionState::NeedsLogin { reason } => Some((exit::NEEDS_LOGIN, reason.clone())),
+        ConnectionState::Stopped { reason } => Some((exit::TERMINAL, reason.clone())),
+        _ => None,
+    }
+}
+
+async fn tail(args: TailArgs) -> u8 {
+    let (url, url_token) = match parse_url(&args.url) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
+    for feed in &args.feeds {
+        if let Err(err) = holdline_engine::validate_feed_name(feed) {
+            complain(&format!("invalid feed name {feed:?}: {err}"));
+            return exit::USAGE;
+        }
+    }
+    let token = resolve_token(&url, url_token);
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let (cursors, recovery) = match FileCursorStore::open(state_dir.join("cursors.json")) {
+        Ok(opened) => opened,
+        Err(err) => {
+            complain(&format!("cannot open the cursor store: {err}"));
+            return exit::FAILED;
+        }
+    };
+    if let Some(FileRecovery::MovedAside { to, reason }) = recovery {
+        complain(&format!("{reason}; moved to {} and starting without cursors", to.display()));
+    }
+    let stores = Stores {
+        cursors: Arc::new(cursors),
+        ..Stores::default()
+    };
+    let config = engine_config(url, token, &args.connection);
+    let (engine, mut deliveries) = match Engine::start(config, stores) {
+        Ok(started) => started,
+        Err(err) => {
+            complain(&err.to_string());
+            return exit::FAILED;
+        }
+    };
+    let mut events = engine.events();
+    let start = if args.from_start {
+        StartFrom::Beginning
+    } else {
+        StartFrom::Live
+    };
+    for feed in &args.feeds {
+        if let Err(err) = engine.subscribe(feed, start).await {
+            complain(&err.to_string());
+            return exit::USAGE;
+        }
+    }
+    let _ = engine.connect().await;
+    let mut stdout = Stdout::new();
+    let mut printed = 0u64;
+    let limit = args.max_events;
+    let mut code = exit::DONE;
+    let mut idle_flush = tokio::time::interval(Duration::from_millis(250));
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    if limit == Some(0) {
+        engine.shutdown().await;
+        return exit::DONE;
+    }
+    loop {
+        tokio::select! {
+            delivery = deliveries.recv() => {
+                let Some(delivery) = delivery else { break };
+                if stdout.write_delivery(&delivery).is_err() {
+                    // The reader went away (a closed pipe): nothing to do.
+                    break;
+                }
+                if let Err(err) = deliveries.commit(&delivery) {
+                    complain(&format!("cursor not saved: {err}"));
+                }
+                if matches!(delivery, holdline_engine::Delivery::Event(_)) {
+                    printed += 1;
+                    if limit.is_some_and(|n| printed >= n) {
+                        break;
+                    }
+                }
+            }
+            event = events.recv() => match event {
+                Ok(event) => {
+                    describe_event(&event);
+                    if let EngineEvent::State(state) = &event
+                        && let Some((exit_code, _)) = exit_for_state(state)
+                    {
+                        code = exit_code;
+                        break;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => complain(&format!("{n} history entries skipped (stderr too slow)")),
+                Err(RecvError::Closed) => break,
+            },
+            _ = idle_flush.tick() => {
+                if let Err(err) = deliveries.flush() {
+                    complain(&format!("cursors not saved: {err}"));
+                }
+            }
+            () = &mut signal => break,
+        }
+    }
+    engine.shutdown().await;
+    if let Err(err) = deliveries.flush() {
+        complain(&format!("cursors not saved: {err}"));
+    }
+    code
+}
+
+async fn publish(args: PublishArgs) -> u8 {
+    let (url, url_token) = match parse_url(&args.url) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
+    let data: Box<RawValue> = match serde_json::from_str(&args.data) {
+        Ok(data) => data,
+        Err(err) => {
+            complain(&format!("--data is not valid JSON: {err}"));
+            return exit::USAGE;
+        }
+    };
+    let token = resolve_token(&url, url_token);
+    let config = engine_config(url, token, &args.connection);
+    let (engine, _deliveries) = match Engine::start(config, Stores::default()) {
+        Ok(started) => started,
+        Err(err) => {
+            complain(&err.to_string());
+            return exit::FAILED;
+        }
+    };
+    let mut events = engine.events();
+    let _ = engine.connect().await;
+    let pending = match engine.publish(&args.feed, data, args.id.clone()).await {
+        Ok(pending) => pending,
+        Err(err) => {
+            complain(&err.to_string());
+            return exit::USAGE;
+        }
+    };
+    let id = pending.id().to_owned();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    tokio::pin!(pending);
+    let code = loop {
+        tokio::select! {
+            outcome = &mut pending => break match outcome {
+                Ok(ack) => {
+                    let mut stdout = Stdout::new();
+                    let _ = stdout.write_ack(&ack.feed, ack.seq, &ack.id);
+                    exit::DONE
+                }
+                Err(PublishError::Rejected { server_code, message }) => {
+                    complain(&format!("the server refused publish {id}: {message} ({server_code})"));
+                    if server_code == "forbidden" { exit::TERMINAL } else { exit::FAILED }
+                }
+                Err(err) => {
+                    complain(&err.to_string());
+                    exit::FAILED
+                }
+            },
+            event = events.recv() => match event {
+                Ok(event) => {
+                    describe_event(&event);
+                    if let EngineEvent::State(state) = &event
+                        && let Some((exit_code, _)) = exit_for_state(state)
+                    {
+                        break exit_code;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break exit::FAILED,
+            },
+            () = &mut signal => {
+                complain(&format!("interrupted before publish {id} was acknowledged"));
+                break exit::FAILED;
+            }
+        }
+    };
+    engine.shutdown().await;
+    code
+}
+
+fn login(url: &str) -> u8 {
+    let (url, _) = match parse_url(url) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
+    let mut input = String::new();
+    if let Err(err) = std::io::stdin().read_to_string(&mut input) {
+        complain(&format!("cannot read the token from stdin: {err}"));
+        return exit::USAGE;
+    }
+    let token = Token::new(input.lines().next().unwrap_or_default().trim());
+    if token.is_empty() {
+        complain("no token on stdin (e.g. `printf %s \"$TOKEN\" | holdline-cli login URL`)");
+        return exit::USAGE;
+    }
+    match holdline_credentials::store(&url, &token) {
+        Ok(()) => {
+            eprintln!("token stored in the OS keyring for {url}");
+            exit::DONE
+        }
+        Err(err) => {
+            complain(&err.to_string());
+            exit::FAILED
+        }
+    }
+}
+
+fn logout(url: &str) -> u8 {
+    let (url, _) = match parse_url(url) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
+    match holdline_credentials::delete(&url) {
+        Ok(true) => {
+            eprintln!("token for {url} deleted from the OS keyring");
+            exit::DONE
+        }
+        Ok(false) => {
+            eprintln!("no token was stored for {url}");
+            exit::DONE
+        }
+        Err(err) => {
+            complain(&err.to_string());
+            exit::FAILED
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,118 @@
+//! The CLI's output formats. stdout carries one JSON object per line,
+//! flushed per line (other programs parse it); stderr is for people.
+
+use std::io::{self, Write};
+
+use holdline_engine::{Delivery, EngineEvent, Level, RawFrame};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Line<'a> {
+    Event {
+        feed: &'a str,
+        seq: u64,
+        epoch: &'a str,
+        data: &'a RawValue,
+    },
+    Gap {
+        feed: &'a str,
+        from: u64,
+        to: u64,
+    },
+    Reset {
+        feed: &'a str,
+        epoch: &'a str,
+    },
+    Raw {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hex: Option<String>,
+    },
+    Ack {
+        feed: &'a str,
+        seq: u64,
+        id: &'a str,
+    },
+}
+
+pub struct Stdout {
+    out: io::StdoutLock<'static>,
+    buffer: Vec<u8>,
+}
+
+impl Stdout {
+    pub fn new() -> Self {
+        Stdout {
+            out: io::stdout().lock(),
+            buffer: Vec::with_capacity(512),
+        }
+    }
+
+    fn write_line(&mut self, line: &Line<'_>) -> io::Result<()> {
+        self.buffer.clear();
+        serde_json::to_writer(&mut self.buffer, line)?;
+        self.buffer.push(b'\n');
+        self.out.write_all(&self.buffer)?;
+        self.out.flush()
+    }
+
+    pub fn write_delivery(&mut self, delivery: &Delivery) -> io::Result<()> {
+        let hex;
+        let line = match delivery {
+            Delivery::Event(e) => Line::Event {
+                feed: &e.feed,
+                seq: e.seq,
+                epoch: &e.epoch,
+                data: &e.data,
+            },
+            Delivery::Gap { feed, from, to, .. } => Line::Gap {
+                feed,
+                from: *from,
+                to: *to,
+            },
+            Delivery::Reset { feed, epoch } => Line::Reset { feed, epoch },
+            Delivery::Raw(RawFrame::Text(text)) => Line::Raw {
+                text: Some(text),
+                hex: None,
+            },
+            Delivery::Raw(RawFrame::Binary(bytes)) => {
+                hex = bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+                Line::Raw {
+                    text: None,
+                    hex: Some(hex),
+                }
+            }
+        };
+        self.write_line(&line)
+    }
+
+    pub fn write_ack(&mut self, feed: &str, seq: u64, id: &str) -> io::Result<()> {
+        self.write_line(&Line::Ack { feed, seq, id })
+    }
+}
+
+/// One readable stderr line per state change and history entry.
+pub fn describe_event(event: &EngineEvent) {
+    match event {
+        EngineEvent::State(state) => {
+            eprintln!("holdline: state {}", state.name());
+        }
+        EngineEvent::History(entry) if entry.level >= Level::Info => {
+            let level = match entry.level {
+                Level::Debug => "debug",
+                Level::Info => "info",
+                Level::Warn => "warn",
+                Level::Error => "error",
+            };
+            let kind = serde_json::to_value(entry.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            eprintln!("holdline: {level} {kind}: {}", entry.message);
+        }
+        _ => {}
+    }
+}
