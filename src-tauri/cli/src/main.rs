@@ -96,10 +96,14 @@ struct PublishArgs {
 
 fn main() -> ExitCode {
     if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        use tracing_subscriber::prelude::*;
+        let layer = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
-            .init();
+            .with_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+                !holdline_engine::logging::carries_secrets(metadata)
+            }));
+        tracing_subscriber::registry().with(layer).init();
     }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

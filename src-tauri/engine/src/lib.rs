@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod feed_url;
 pub mod liveness;
+pub mod logging;
 mod outbox;
 pub mod policy;
 pub mod secret;

@@ -1,0 +1,272 @@
+//! The `holdline-cli` binary end to end, against the reference server.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use holdline_server::{RunningServer, ServerConfig};
+use holdline_testkit::within;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+
+const TOKEN: &str = "cli-secret-58e1d0";
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn server(retain: usize) -> RunningServer {
+    holdline_server::start(ServerConfig {
+        tokens: vec![TOKEN.into()],
+        retain,
+        heartbeat: Duration::from_millis(500),
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn cli() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_holdline-cli"));
+    command
+        .env("HOLDLINE_TOKEN", TOKEN)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+struct Run {
+    code: i32,
+    stdout: Vec<Value>,
+    stderr: String,
+}
+
+async fn run(command: &mut Command) -> Run {
+    let output = within(WAIT, "holdline-cli to exit", command.output()).await.unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
+            .collect(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+fn publish(server: &RunningServer, feed: &str, range: std::ops::RangeInclusive<u64>) {
+    for n in range {
+        let data = RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap();
+        server.publish(feed, &data).unwrap();
+    }
+}
+
+fn seqs(lines: &[Value]) -> Vec<u64> {
+    lines.iter().filter_map(|l| l["seq"].as_u64()).collect()
+}
+
+fn tail(server: &RunningServer, state: &Path, extra: &[&str]) -> Command {
+    let mut command = cli();
+    command
+        .arg("tail")
+        .arg(server.url())
+        .args(["--feed", "f", "--state-dir"])
+        .arg(state)
+        .args(["--backoff-initial-ms", "20", "--backoff-max-ms", "200"])
+        .args(extra);
+    command
+}
+
+#[tokio::test]
+async fn tail_prints_json_lines_and_a_second_run_resumes() {
+    let server = server(100).await;
+    let state = tempfile::tempdir().unwrap();
+    publish(&server, "f", 1..=5);
+    let first = run(&mut tail(&server, state.path(), &["--from-start", "--max-events", "3"])).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(seqs(&first.stdout), [1, 2, 3]);
+    let (epoch, _) = server.head("f").unwrap();
+    assert_eq!(
+        first.stdout[0],
+        serde_json::json!({"kind":"event","feed":"f","seq":1,"epoch":epoch,"data":{"n":1}})
+    );
+    let second = run(&mut tail(&server, state.path(), &["--from-start", "--max-events", "2"])).await;
+    assert_eq!(seqs(&second.stdout), [4, 5], "{}", second.stderr);
+}
+
+#[tokio::test]
+async fn tail_marks_events_lost_to_retention_with_a_gap_line() {
+    let server = server(5).await;
+    let state = tempfile::tempdir().unwrap();
+    publish(&server, "f", 1..=2);
+    let first = run(&mut tail(&server, state.path(), &["--from-start", "--max-events", "2"])).await;
+    assert_eq!(seqs(&first.stdout), [1, 2]);
+    publish(&server, "f", 3..=20);
+    let second = run(&mut tail(&server, state.path(), &["--max-events", "5"])).await;
+    assert_eq!(second.stdout[0], serde_json::json!({"kind":"gap","feed":"f","from":3,"to":15}));
+    assert_eq!(seqs(&second.stdout[1..]), [16, 17, 18, 19, 20]);
+}
+
+#[tokio::test]
+async fn a_corrupt_state_file_is_reported_and_set_aside() {
+    let server = server(100).await;
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(state.path().join("cursors.json"), "{{{ not json").unwrap();
+    publish(&server, "f", 1..=1);
+    let run = run(&mut tail(&server, state.path(), &["--from-start", "--max-events", "1"])).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("unreadable cursor file"), "{}", run.stderr);
+    let aside = std::fs::read_dir(state.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().starts_with("cursors.json.corrupt-"));
+    assert!(aside, "the corrupt file was not kept");
+}
+
+#[tokio::test]
+async fn exit_codes_tell_usage_login_and_terminal_apart() {
+    let bad_url = run(cli().args(["tail", "https://example.com", "--feed", "f"])).await;
+    assert_eq!(bad_url.code, 2);
+    assert!(bad_url.stderr.contains("ws://") && bad_url.stderr.contains("wss://"), "{}", bad_url.stderr);
+    let bad_feed = run(cli().args(["tail", "ws://127.0.0.1:9", "--feed", "no spaces"])).await;
+    assert_eq!(bad_feed.code, 2, "{}", bad_feed.stderr);
+    let no_feed = run(cli().args(["tail", "ws://127.0.0.1:9"])).await;
+    assert_eq!(no_feed.code, 2);
+
+    let server = server(100).await;
+    let state = tempfile::tempdir().unwrap();
+    let wrong = run(tail(&server, state.path(), &[]).env("HOLDLINE_TOKEN", "not-it")).await;
+    assert_eq!(wrong.code, 3, "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("401"), "{}", wrong.stderr);
+
+    let mut child = tail(&server, state.path(), &[]).spawn().unwrap();
+    let mut stderr = lines(child.stderr.take().unwrap());
+    wait_line(&mut stderr, "holdline: state open").await;
+    server.close_all(4500, "account closed");
+    let status = within(WAIT, "exit after 4500", child.wait()).await.unwrap();
+    assert_eq!(status.code(), Some(4));
+}
+
+fn lines<R: tokio::io::AsyncRead + Unpin>(reader: R) -> Lines<BufReader<R>> {
+    BufReader::new(reader).lines()
+}
+
+async fn wait_line<R: tokio::io::AsyncRead + Unpin>(lines: &mut Lines<BufReader<R>>, needle: &str) -> String {
+    within(WAIT, needle, async {
+        loop {
+            match lines.next_line().await.unwrap() {
+                Some(line) if line.contains(needle) => return line,
+                Some(_) => {}
+                None => panic!("stream ended before {needle:?}"),
+            }
+        }
+    })
+    .await
+}
+
+fn kill_term(child: &Child) {
+    let pid = child.id().expect("child is running");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn sigterm_exits_0_with_the_cursor_saved() {
+    let server = server(100).await;
+    let state = tempfile::tempdir().unwrap();
+    publish(&server, "f", 1..=2);
+    let mut child = tail(&server, state.path(), &["--from-start"]).spawn().unwrap();
+    let mut stdout: Lines<BufReader<ChildStdout>> = lines(child.stdout.take().unwrap());
+    let _stderr: ChildStderr = child.stderr.take().unwrap();
+    wait_line(&mut stdout, "\"seq\":2").await;
+    kill_term(&child);
+    let status = within(WAIT, "exit after SIGTERM", child.wait()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(state.path().join("cursors.json")).unwrap()).unwrap();
+    let key = format!("{}/", server.url());
+    assert_eq!(saved["servers"][&key]["f"]["seq"], 2, "{saved}");
+}
+
+#[tokio::test]
+async fn publish_prints_the_ack_and_a_repeated_id_is_not_published_twice() {
+    let server = server(100).await;
+    let mut publish_once = cli();
+    publish_once
+        .args(["publish"])
+        .arg(server.url())
+        .args(["--feed", "chat", "--data", r#"{"text":"hello"}"#, "--id", "msg-1"]);
+    let first = run(&mut publish_once).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.stdout, [serde_json::json!({"kind":"ack","feed":"chat","seq":1,"id":"msg-1"})]);
+    let again = run(&mut publish_once).await;
+    assert_eq!(again.stdout, first.stdout);
+    assert_eq!(server.head("chat").unwrap().1, 1);
+    let bad = run(cli().args(["publish", "ws://127.0.0.1:9", "--feed", "chat", "--data", "{nope"])).await;
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("not valid JSON"), "{}", bad.stderr);
+}
+
+#[tokio::test]
+async fn publish_waits_for_a_server_that_is_not_up_yet() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let mut child = cli()
+        .args(["publish", &format!("ws://{addr}"), "--feed", "late", "--data", "7"])
+        .args(["--backoff-initial-ms", "20", "--backoff-max-ms", "100"])
+        .spawn()
+        .unwrap();
+    let mut stderr = lines(child.stderr.take().unwrap());
+    wait_line(&mut stderr, "refused").await;
+    let server = holdline_server::start(ServerConfig {
+        listen: addr,
+        tokens: vec![TOKEN.into()],
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let output = within(WAIT, "ack", child.wait_with_output()).await.unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let line: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((line["kind"].as_str(), line["seq"].as_u64()), (Some("ack"), Some(1)));
+    assert_eq!(server.head("late").unwrap().1, 1);
+}
+
+#[tokio::test]
+async fn the_token_is_in_no_output_and_no_file() {
+    let server = server(100).await;
+    let state = tempfile::tempdir().unwrap();
+    publish(&server, "f", 1..=3);
+    let run = run(tail(&server, state.path(), &["--from-start", "--max-events", "3"]).env("RUST_LOG", "trace")).await;
+    assert_eq!(run.code, 0);
+    assert!(run.stderr.contains("TRACE") || run.stderr.contains("DEBUG"), "trace logging was not on");
+    let stdout: String = run.stdout.iter().map(Value::to_string).collect();
+    assert!(!stdout.contains(TOKEN) && !run.stderr.contains(TOKEN));
+    for entry in walk(state.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(TOKEN),
+            "token found in {}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -1,0 +1,9 @@
+//! What must never reach a log.
+
+/// tungstenite traces the raw upgrade request, `Authorization` header and
+/// all, at TRACE level. Every subscriber a Holdline binary installs drops
+/// these records, whatever filter the user asked for.
+pub fn carries_secrets(metadata: &tracing::Metadata<'_>) -> bool {
+    *metadata.level() == tracing::Level::TRACE
+        && metadata.target().starts_with("tungstenite::handshake::client")
+}
