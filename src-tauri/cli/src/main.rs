@@ -29,7 +29,11 @@ mod exit {
 }
 
 #[derive(Parser)]
-#[command(name = "holdline-cli", version, about = "Headless Holdline client for holdline.v1 feed servers")]
+#[command(
+    name = "holdline-cli",
+    version,
+    about = "Headless Holdline client for holdline.v1 feed servers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -141,7 +145,10 @@ fn parse_url(input: &str) -> Result<(FeedUrl, Option<Token>), u8> {
 
 /// `HOLDLINE_TOKEN`, else a `token` in the URL, else the keyring.
 fn resolve_token(url: &FeedUrl, from_url: Option<Token>) -> Option<Token> {
-    if let Some(token) = std::env::var("HOLDLINE_TOKEN").ok().filter(|t| !t.is_empty()) {
+    if let Some(token) = std::env::var("HOLDLINE_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+    {
         return Some(Token::new(token));
     }
     if from_url.is_some() {
@@ -210,7 +217,10 @@ async fn tail(args: TailArgs) -> u8 {
         }
     };
     if let Some(FileRecovery::MovedAside { to, reason }) = recovery {
-        complain(&format!("{reason}; moved to {} and starting without cursors", to.display()));
+        complain(&format!(
+            "{reason}; moved to {} and starting without cursors",
+            to.display()
+        ));
     }
     let stores = Stores {
         cursors: Arc::new(cursors),

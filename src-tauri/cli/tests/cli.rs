@@ -44,7 +44,9 @@ struct Run {
 }
 
 async fn run(command: &mut Command) -> Run {
-    let output = within(WAIT, "holdline-cli to exit", command.output()).await.unwrap();
+    let output = within(WAIT, "holdline-cli to exit", command.output())
+        .await
+        .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     Run {
         code: output.status.code().unwrap_or(-1),
@@ -84,7 +86,12 @@ async fn tail_prints_json_lines_and_a_second_run_resumes() {
     let server = server(100).await;
     let state = tempfile::tempdir().unwrap();
     publish(&server, "f", 1..=5);
-    let first = run(&mut tail(&server, state.path(), &["--from-start", "--max-events", "3"])).await;
+    let first = run(&mut tail(
+        &server,
+        state.path(),
+        &["--from-start", "--max-events", "3"],
+    ))
+    .await;
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert_eq!(seqs(&first.stdout), [1, 2, 3]);
     let (epoch, _) = server.head("f").unwrap();
@@ -92,7 +99,12 @@ async fn tail_prints_json_lines_and_a_second_run_resumes() {
         first.stdout[0],
         serde_json::json!({"kind":"event","feed":"f","seq":1,"epoch":epoch,"data":{"n":1}})
     );
-    let second = run(&mut tail(&server, state.path(), &["--from-start", "--max-events", "2"])).await;
+    let second = run(&mut tail(
+        &server,
+        state.path(),
+        &["--from-start", "--max-events", "2"],
+    ))
+    .await;
     assert_eq!(seqs(&second.stdout), [4, 5], "{}", second.stderr);
 }
 
@@ -101,11 +113,19 @@ async fn tail_marks_events_lost_to_retention_with_a_gap_line() {
     let server = server(5).await;
     let state = tempfile::tempdir().unwrap();
     publish(&server, "f", 1..=2);
-    let first = run(&mut tail(&server, state.path(), &["--from-start", "--max-events", "2"])).await;
+    let first = run(&mut tail(
+        &server,
+        state.path(),
+        &["--from-start", "--max-events", "2"],
+    ))
+    .await;
     assert_eq!(seqs(&first.stdout), [1, 2]);
     publish(&server, "f", 3..=20);
     let second = run(&mut tail(&server, state.path(), &["--max-events", "5"])).await;
-    assert_eq!(second.stdout[0], serde_json::json!({"kind":"gap","feed":"f","from":3,"to":15}));
+    assert_eq!(
+        second.stdout[0],
+        serde_json::json!({"kind":"gap","feed":"f","from":3,"to":15})
+    );
     assert_eq!(seqs(&second.stdout[1..]), [16, 17, 18, 19, 20]);
 }
 
@@ -115,13 +135,26 @@ async fn a_corrupt_state_file_is_reported_and_set_aside() {
     let state = tempfile::tempdir().unwrap();
     std::fs::write(state.path().join("cursors.json"), "{{{ not json").unwrap();
     publish(&server, "f", 1..=1);
-    let run = run(&mut tail(&server, state.path(), &["--from-start", "--max-events", "1"])).await;
+    let run = run(&mut tail(
+        &server,
+        state.path(),
+        &["--from-start", "--max-events", "1"],
+    ))
+    .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("unreadable cursor file"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unreadable cursor file"),
+        "{}",
+        run.stderr
+    );
     let aside = std::fs::read_dir(state.path())
         .unwrap()
         .filter_map(Result::ok)
-        .any(|e| e.file_name().to_string_lossy().starts_with("cursors.json.corrupt-"));
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("cursors.json.corrupt-")
+        });
     assert!(aside, "the corrupt file was not kept");
 }
 
@@ -129,7 +162,11 @@ async fn a_corrupt_state_file_is_reported_and_set_aside() {
 async fn exit_codes_tell_usage_login_and_terminal_apart() {
     let bad_url = run(cli().args(["tail", "https://example.com", "--feed", "f"])).await;
     assert_eq!(bad_url.code, 2);
-    assert!(bad_url.stderr.contains("ws://") && bad_url.stderr.contains("wss://"), "{}", bad_url.stderr);
+    assert!(
+        bad_url.stderr.contains("ws://") && bad_url.stderr.contains("wss://"),
+        "{}",
+        bad_url.stderr
+    );
     let bad_feed = run(cli().args(["tail", "ws://127.0.0.1:9", "--feed", "no spaces"])).await;
     assert_eq!(bad_feed.code, 2, "{}", bad_feed.stderr);
     let no_feed = run(cli().args(["tail", "ws://127.0.0.1:9"])).await;
@@ -153,7 +190,10 @@ fn lines<R: tokio::io::AsyncRead + Unpin>(reader: R) -> Lines<BufReader<R>> {
     BufReader::new(reader).lines()
 }
 
-async fn wait_line<R: tokio::io::AsyncRead + Unpin>(lines: &mut Lines<BufReader<R>>, needle: &str) -> String {
+async fn wait_line<R: tokio::io::AsyncRead + Unpin>(
+    lines: &mut Lines<BufReader<R>>,
+    needle: &str,
+) -> String {
     within(WAIT, needle, async {
         loop {
             match lines.next_line().await.unwrap() {
@@ -180,12 +220,16 @@ async fn sigterm_exits_0_with_the_cursor_saved() {
     let server = server(100).await;
     let state = tempfile::tempdir().unwrap();
     publish(&server, "f", 1..=2);
-    let mut child = tail(&server, state.path(), &["--from-start"]).spawn().unwrap();
+    let mut child = tail(&server, state.path(), &["--from-start"])
+        .spawn()
+        .unwrap();
     let mut stdout: Lines<BufReader<ChildStdout>> = lines(child.stdout.take().unwrap());
     let _stderr: ChildStderr = child.stderr.take().unwrap();
     wait_line(&mut stdout, "\"seq\":2").await;
     kill_term(&child);
-    let status = within(WAIT, "exit after SIGTERM", child.wait()).await.unwrap();
+    let status = within(WAIT, "exit after SIGTERM", child.wait())
+        .await
+        .unwrap();
     assert_eq!(status.code(), Some(0));
     let saved: Value =
         serde_json::from_slice(&std::fs::read(state.path().join("cursors.json")).unwrap()).unwrap();
@@ -197,17 +241,32 @@ async fn sigterm_exits_0_with_the_cursor_saved() {
 async fn publish_prints_the_ack_and_a_repeated_id_is_not_published_twice() {
     let server = server(100).await;
     let mut publish_once = cli();
-    publish_once
-        .args(["publish"])
-        .arg(server.url())
-        .args(["--feed", "chat", "--data", r#"{"text":"hello"}"#, "--id", "msg-1"]);
+    publish_once.args(["publish"]).arg(server.url()).args([
+        "--feed",
+        "chat",
+        "--data",
+        r#"{"text":"hello"}"#,
+        "--id",
+        "msg-1",
+    ]);
     let first = run(&mut publish_once).await;
     assert_eq!(first.code, 0, "{}", first.stderr);
-    assert_eq!(first.stdout, [serde_json::json!({"kind":"ack","feed":"chat","seq":1,"id":"msg-1"})]);
+    assert_eq!(
+        first.stdout,
+        [serde_json::json!({"kind":"ack","feed":"chat","seq":1,"id":"msg-1"})]
+    );
     let again = run(&mut publish_once).await;
     assert_eq!(again.stdout, first.stdout);
     assert_eq!(server.head("chat").unwrap().1, 1);
-    let bad = run(cli().args(["publish", "ws://127.0.0.1:9", "--feed", "chat", "--data", "{nope"])).await;
+    let bad = run(cli().args([
+        "publish",
+        "ws://127.0.0.1:9",
+        "--feed",
+        "chat",
+        "--data",
+        "{nope",
+    ]))
+    .await;
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("not valid JSON"), "{}", bad.stderr);
 }
@@ -218,7 +277,14 @@ async fn publish_waits_for_a_server_that_is_not_up_yet() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let mut child = cli()
-        .args(["publish", &format!("ws://{addr}"), "--feed", "late", "--data", "7"])
+        .args([
+            "publish",
+            &format!("ws://{addr}"),
+            "--feed",
+            "late",
+            "--data",
+            "7",
+        ])
         .args(["--backoff-initial-ms", "20", "--backoff-max-ms", "100"])
         .spawn()
         .unwrap();
@@ -234,7 +300,10 @@ async fn publish_waits_for_a_server_that_is_not_up_yet() {
     let output = within(WAIT, "ack", child.wait_with_output()).await.unwrap();
     assert_eq!(output.status.code(), Some(0));
     let line: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!((line["kind"].as_str(), line["seq"].as_u64()), (Some("ack"), Some(1)));
+    assert_eq!(
+        (line["kind"].as_str(), line["seq"].as_u64()),
+        (Some("ack"), Some(1))
+    );
     assert_eq!(server.head("late").unwrap().1, 1);
 }
 
@@ -243,9 +312,18 @@ async fn the_token_is_in_no_output_and_no_file() {
     let server = server(100).await;
     let state = tempfile::tempdir().unwrap();
     publish(&server, "f", 1..=3);
-    let run = run(tail(&server, state.path(), &["--from-start", "--max-events", "3"]).env("RUST_LOG", "trace")).await;
+    let run = run(tail(
+        &server,
+        state.path(),
+        &["--from-start", "--max-events", "3"],
+    )
+    .env("RUST_LOG", "trace"))
+    .await;
     assert_eq!(run.code, 0);
-    assert!(run.stderr.contains("TRACE") || run.stderr.contains("DEBUG"), "trace logging was not on");
+    assert!(
+        run.stderr.contains("TRACE") || run.stderr.contains("DEBUG"),
+        "trace logging was not on"
+    );
     let stdout: String = run.stdout.iter().map(Value::to_string).collect();
     assert!(!stdout.contains(TOKEN) && !run.stderr.contains(TOKEN));
     for entry in walk(state.path()) {
@@ -269,4 +347,108 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     files
+}
+
+/// Whether a Secret Service answers; CI sets HOLDLINE_REQUIRE_KEYRING=1 so
+/// that a missing one fails instead of skipping.
+async fn keyring_available() -> bool {
+    let probe = run(cli().args(["logout", "ws://keyring-probe.invalid/"])).await;
+    if probe.code == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var("HOLDLINE_REQUIRE_KEYRING").is_err(),
+        "HOLDLINE_REQUIRE_KEYRING is set but the keyring is unusable: {}",
+        probe.stderr
+    );
+    eprintln!("skipping: no Secret Service here ({})", probe.stderr.trim());
+    false
+}
+
+#[tokio::test]
+async fn login_stores_the_token_in_the_keyring_and_logout_removes_it() {
+    if !keyring_available().await {
+        return;
+    }
+    let server = server(100).await;
+    let state = tempfile::tempdir().unwrap();
+    publish(&server, "f", 1..=1);
+    let url = server.url();
+    let mut login = cli();
+    login.args(["login", &url]).stdin(Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("{TOKEN}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    let output = within(WAIT, "login", child.wait_with_output())
+        .await
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The token now comes from the keyring alone.
+    let from_keyring = run(tail(
+        &server,
+        state.path(),
+        &["--from-start", "--max-events", "1"],
+    )
+    .env_remove("HOLDLINE_TOKEN"))
+    .await;
+    assert_eq!(from_keyring.code, 0, "{}", from_keyring.stderr);
+    assert_eq!(seqs(&from_keyring.stdout), [1]);
+
+    let logout = run(cli().args(["logout", &url])).await;
+    assert_eq!(logout.code, 0, "{}", logout.stderr);
+    let after = run(tail(&server, state.path(), &[]).env_remove("HOLDLINE_TOKEN")).await;
+    assert_eq!(after.code, 3, "{}", after.stderr);
+}
+
+#[tokio::test]
+async fn a_dead_keyring_is_a_clear_error_that_names_the_fix() {
+    let dead = run(cli()
+        .args(["login", "ws://127.0.0.1:9/"])
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            "unix:path=/nonexistent/holdline-test-bus",
+        )
+        .stdin(Stdio::null()))
+    .await;
+    assert_eq!(
+        dead.code, 2,
+        "no token on stdin is a usage error: {}",
+        dead.stderr
+    );
+    let mut login = cli();
+    login
+        .args(["login", "ws://127.0.0.1:9/"])
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            "unix:path=/nonexistent/holdline-test-bus",
+        )
+        .stdin(Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"some-token\n").await.unwrap();
+    }
+    let output = within(WAIT, "login", child.wait_with_output())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("keyring") && stderr.contains("HOLDLINE_TOKEN"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("some-token"));
 }

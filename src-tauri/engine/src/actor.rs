@@ -267,7 +267,10 @@ impl Actor {
                     HistoryKind::Connected,
                     Level::Info,
                     if raw {
-                        format!("connected in {} ms; the server selected no holdline.v1, raw mode", took.as_millis())
+                        format!(
+                            "connected in {} ms; the server selected no holdline.v1, raw mode",
+                            took.as_millis()
+                        )
                     } else {
                         format!("connected in {} ms", took.as_millis())
                     },
@@ -279,7 +282,12 @@ impl Actor {
         }
     }
 
-    fn after_attempt_failed(&mut self, attempt: u32, started: Instant, error: crate::cause::ConnectError) {
+    fn after_attempt_failed(
+        &mut self,
+        attempt: u32,
+        started: Instant,
+        error: crate::cause::ConnectError,
+    ) {
         let took = started.elapsed();
         self.record(
             HistoryKind::AttemptFailed,
@@ -436,10 +444,12 @@ impl Actor {
         let raw = self.session.as_ref().is_some_and(|s| s.raw);
         match message {
             Message::Text(text) if raw => {
-                self.deliver_one(Delivery::Raw(RawFrame::Text(text.as_str().to_owned()))).await
+                self.deliver_one(Delivery::Raw(RawFrame::Text(text.as_str().to_owned())))
+                    .await
             }
             Message::Binary(bytes) if raw => {
-                self.deliver_one(Delivery::Raw(RawFrame::Binary(bytes.to_vec()))).await
+                self.deliver_one(Delivery::Raw(RawFrame::Binary(bytes.to_vec())))
+                    .await
             }
             Message::Text(text) => match decode_server_frame(text.as_str()) {
                 Ok(frame) => self.on_frame(frame, liveness).await,
@@ -525,22 +535,28 @@ impl Actor {
                 {
                     warn!(asked = %feed, answered = %sub.feed, "subscribed names another feed");
                 }
-                let Some(feed) = self.feeds.get_mut(sub.feed.as_str()) else {
-                    return None;
-                };
+                let feed = self.feeds.get_mut(sub.feed.as_str())?;
                 let mut out = std::mem::take(&mut self.scratch);
                 feed.on_subscribed(&sub, &mut out);
                 let last = feed.last_delivered();
                 self.record(
                     HistoryKind::Subscribed,
                     Level::Debug,
-                    format!("subscribed to {} (epoch {}, head {})", sub.feed, sub.epoch, sub.head),
+                    format!(
+                        "subscribed to {} (epoch {}, head {})",
+                        sub.feed, sub.epoch, sub.head
+                    ),
                     json!({ "feed": sub.feed, "epoch": sub.epoch, "head": sub.head,
                             "replay_from": sub.replay_from, "gap": sub.gap, "cursor": last }),
                 );
                 for delivery in &out {
                     match delivery {
-                        Delivery::Gap { feed, epoch, from, to } => self.record(
+                        Delivery::Gap {
+                            feed,
+                            epoch,
+                            from,
+                            to,
+                        } => self.record(
                             HistoryKind::Gap,
                             Level::Warn,
                             format!("{feed}: events {from}..{to} are lost (server retention)"),
@@ -605,7 +621,10 @@ impl Actor {
             self.record(
                 HistoryKind::Publish,
                 Level::Warn,
-                format!("publish {id} to {feed} refused: {} ({})", error.message, error.code),
+                format!(
+                    "publish {id} to {feed} refused: {} ({})",
+                    error.message, error.code
+                ),
                 json!({ "id": id, "feed": feed, "code": error.code, "message": error.message }),
             );
             self.emit(EngineEvent::Publish(PublishUpdate {
@@ -648,7 +667,9 @@ impl Actor {
 
     fn on_malformed(&mut self, malformed: MalformedFrame) {
         self.malformed_total += 1;
-        let Some(session) = &mut self.session else { return };
+        let Some(session) = &mut self.session else {
+            return;
+        };
         session.malformed_recorded += 1;
         let recorded = session.malformed_recorded;
         if recorded > MALFORMED_RECORDED_PER_CONNECTION {
@@ -698,9 +719,7 @@ impl Actor {
     }
 
     fn can_send(&self) -> bool {
-        self.session
-            .as_ref()
-            .is_some_and(|s| s.welcomed && !s.raw)
+        self.session.as_ref().is_some_and(|s| s.welcomed && !s.raw)
     }
 
     fn subscribe_all(&mut self) {
@@ -712,9 +731,12 @@ impl Actor {
 
     fn send_subscribe(&mut self, feed: &Arc<str>) {
         let id = self.next_request_id("sub");
-        let Some(sequencer) = self.feeds.get_mut(feed) else { return };
+        let Some(sequencer) = self.feeds.get_mut(feed) else {
+            return;
+        };
         let (since, epoch) = sequencer.subscribe_position();
-        self.requests.insert(id.clone(), Request::Subscribe(feed.clone()));
+        self.requests
+            .insert(id.clone(), Request::Subscribe(feed.clone()));
         let frame = ClientFrame::Subscribe(Subscribe {
             id,
             feed: feed.to_string(),
@@ -743,7 +765,10 @@ impl Actor {
         let due: Vec<Arc<str>> = self
             .feeds
             .values()
-            .filter(|f| f.hole_deadline(self.config.gap_timeout).is_some_and(|d| d <= now))
+            .filter(|f| {
+                f.hole_deadline(self.config.gap_timeout)
+                    .is_some_and(|d| d <= now)
+            })
             .map(|f| f.feed().clone())
             .collect();
         for feed in due {
@@ -935,13 +960,19 @@ impl Actor {
         self.requests.clear();
         self.writes.clear();
         self.probe_requested = None;
-        let connected_for = session.as_ref().map(|s| s.opened_at.elapsed()).unwrap_or_default();
+        let connected_for = session
+            .as_ref()
+            .map(|s| s.opened_at.elapsed())
+            .unwrap_or_default();
         if connected_for >= self.config.backoff.healthy_after {
             self.backoff.reset();
         }
         let suppressed = session
             .as_ref()
-            .map(|s| s.malformed_recorded.saturating_sub(MALFORMED_RECORDED_PER_CONNECTION))
+            .map(|s| {
+                s.malformed_recorded
+                    .saturating_sub(MALFORMED_RECORDED_PER_CONNECTION)
+            })
             .unwrap_or(0);
         let level = match cause {
             Cause::UserDisconnect | Cause::Shutdown | Cause::UserReconnect => Level::Info,
@@ -950,7 +981,10 @@ impl Actor {
         self.record(
             HistoryKind::Disconnected,
             level,
-            format!("disconnected after {} ms: {cause}", connected_for.as_millis()),
+            format!(
+                "disconnected after {} ms: {cause}",
+                connected_for.as_millis()
+            ),
             json!({ "cause": cause, "close_code": cause.close_code(),
                     "connected_ms": connected_for.as_millis() as u64,
                     "malformed_suppressed": suppressed }),
@@ -973,7 +1007,12 @@ impl Actor {
                 self.want_connected = false;
                 self.phase = Phase::NeedsLogin;
                 let reason = format!("the server needs a new login ({cause})");
-                self.record(HistoryKind::State, Level::Error, reason.clone(), json!({ "cause": cause }));
+                self.record(
+                    HistoryKind::State,
+                    Level::Error,
+                    reason.clone(),
+                    json!({ "cause": cause }),
+                );
                 self.set_state(ConnectionState::NeedsLogin { reason });
                 return;
             }
@@ -981,8 +1020,12 @@ impl Actor {
                 self.want_connected = false;
                 self.phase = Phase::Stopped;
                 let reason = cause.to_string();
-                self.record(HistoryKind::State, Level::Error,
-                    format!("stopped: {reason}"), json!({ "cause": cause }));
+                self.record(
+                    HistoryKind::State,
+                    Level::Error,
+                    format!("stopped: {reason}"),
+                    json!({ "cause": cause }),
+                );
                 self.set_state(ConnectionState::Stopped { reason });
                 return;
             }

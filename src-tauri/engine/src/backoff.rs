@@ -109,7 +109,10 @@ mod tests {
             for step in 0..7 {
                 let base = backoff.base_delay();
                 let delay = backoff.next_delay();
-                assert!(delay <= base && delay >= base / 2, "step {step}: {delay:?} vs {base:?}");
+                assert!(
+                    delay <= base && delay >= base / 2,
+                    "step {step}: {delay:?} vs {base:?}"
+                );
                 if step == 0 {
                     seen.push(delay);
                 }
@@ -117,7 +120,10 @@ mod tests {
         }
         let min = seen.iter().min().copied().unwrap_or_default();
         let max = seen.iter().max().copied().unwrap_or_default();
-        assert!(max - min > secs(0.4), "first delays barely spread: {min:?}..{max:?}");
+        assert!(
+            max - min > secs(0.4),
+            "first delays barely spread: {min:?}..{max:?}"
+        );
     }
 
     #[test]

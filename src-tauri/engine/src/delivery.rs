@@ -17,7 +17,10 @@ pub enum Delivery {
         to: u64,
     },
     /// The feed's numbering restarted in a new epoch; the old cursor is gone.
-    Reset { feed: Arc<str>, epoch: Arc<str> },
+    Reset {
+        feed: Arc<str>,
+        epoch: Arc<str>,
+    },
     /// A frame from a server that did not select `holdline.v1`.
     Raw(RawFrame),
 }

@@ -127,11 +127,12 @@ async fn upgrade(
         );
     }
     if let Some(token) = token.filter(|t| !t.is_empty()) {
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(
-            |_| ConnectError::Handshake {
-                detail: "the token contains characters an HTTP header cannot carry".into(),
-            },
-        )?;
+        let mut value =
+            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                ConnectError::Handshake {
+                    detail: "the token contains characters an HTTP header cannot carry".into(),
+                }
+            })?;
         value.set_sensitive(true);
         request.headers_mut().insert(header::AUTHORIZATION, value);
     }
@@ -233,7 +234,11 @@ fn classify(err: WsError) -> ConnectError {
             let body = response
                 .body()
                 .as_deref()
-                .map(|b| String::from_utf8_lossy(&b[..b.len().min(200)]).trim().to_owned())
+                .map(|b| {
+                    String::from_utf8_lossy(&b[..b.len().min(200)])
+                        .trim()
+                        .to_owned()
+                })
                 .unwrap_or_default();
             ConnectError::HttpStatus {
                 status: response.status().as_u16(),

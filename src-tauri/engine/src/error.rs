@@ -56,7 +56,10 @@ pub struct PublishAck {
 pub enum PublishError {
     /// The server answered with an `error` frame.
     #[error("server refused the publish ({server_code}): {message}")]
-    Rejected { server_code: String, message: String },
+    Rejected {
+        server_code: String,
+        message: String,
+    },
     #[error("the engine stopped before the publish was acknowledged")]
     Stopped,
 }

@@ -152,7 +152,10 @@ mod tests {
         ] {
             let err = FeedUrl::parse(bad).expect_err(bad);
             let text = err.to_string();
-            assert!(text.contains("ws://") && text.contains("wss://"), "{bad}: {text}");
+            assert!(
+                text.contains("ws://") && text.contains("wss://"),
+                "{bad}: {text}"
+            );
         }
         assert!(FeedUrl::parse("ws://127.0.0.1:9000/feed").is_ok());
         assert!(FeedUrl::parse("wss://example.com").is_ok());

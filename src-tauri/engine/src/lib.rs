@@ -43,11 +43,11 @@ pub use crate::events::{
 pub use crate::feed_url::{FeedUrl, UrlError};
 pub use crate::secret::Token;
 pub use crate::sequencer::StartFrom;
-pub use holdline_protocol::validate_feed_name;
 pub use crate::store::{
     CursorStore, FileCursorStore, FileRecovery, MemoryCursorStore, MemoryOutboxStore, OutboxEntry,
     OutboxStore, StoreError,
 };
+pub use holdline_protocol::validate_feed_name;
 
 use crate::actor::{Actor, Channels, Command};
 use crate::outbox::Outbox;
@@ -84,7 +84,10 @@ pub struct Engine {
 impl Engine {
     /// Starts the engine's task on the current Tokio runtime. It stays idle
     /// until [`Engine::connect`].
-    pub fn start(config: EngineConfig, stores: Stores) -> Result<(Engine, Deliveries), EngineError> {
+    pub fn start(
+        config: EngineConfig,
+        stores: Stores,
+    ) -> Result<(Engine, Deliveries), EngineError> {
         let (command_tx, command_rx) = mpsc::channel(256);
         let (delivery_tx, delivery_rx) = mpsc::channel(config.delivery_buffer.max(1));
         let (events, _) = broadcast::channel(EVENT_CAPACITY);

@@ -80,7 +80,10 @@ mod tests {
         assert!(Instant::now() < live.dead_at());
         live.on_frame(Instant::now());
         tokio::time::advance(Duration::from_secs(29)).await;
-        assert!(Instant::now() < live.dead_at(), "a frame must postpone the deadline");
+        assert!(
+            Instant::now() < live.dead_at(),
+            "a frame must postpone the deadline"
+        );
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(Instant::now() >= live.dead_at());
         assert_eq!(live.silent_for(Instant::now()), Duration::from_secs(31));

@@ -5,5 +5,7 @@
 /// these records, whatever filter the user asked for.
 pub fn carries_secrets(metadata: &tracing::Metadata<'_>) -> bool {
     *metadata.level() == tracing::Level::TRACE
-        && metadata.target().starts_with("tungstenite::handshake::client")
+        && metadata
+            .target()
+            .starts_with("tungstenite::handshake::client")
 }

@@ -48,15 +48,27 @@ pub const CLOSE_TABLE: &[(u16, u16, CloseRule)] = &[
     (close::POLICY, close::POLICY, CloseRule::Stop),
     (close::TOO_BIG, close::TOO_BIG, CloseRule::Backoff),
     (close::SERVER_ERROR, close::SERVER_ERROR, CloseRule::Backoff),
-    (close::SERVICE_RESTART, close::SERVICE_RESTART, CloseRule::Backoff),
+    (
+        close::SERVICE_RESTART,
+        close::SERVICE_RESTART,
+        CloseRule::Backoff,
+    ),
     (
         close::TRY_AGAIN_LATER,
         close::TRY_AGAIN_LATER,
         CloseRule::BackoffAtLeast(Duration::from_secs(5)),
     ),
-    (close::TOKEN_EXPIRED, close::TOKEN_EXPIRED, CloseRule::NeedsLogin),
+    (
+        close::TOKEN_EXPIRED,
+        close::TOKEN_EXPIRED,
+        CloseRule::NeedsLogin,
+    ),
     (close::FORBIDDEN, close::FORBIDDEN, CloseRule::Stop),
-    (close::SLOW_CONSUMER, close::SLOW_CONSUMER, CloseRule::Immediately),
+    (
+        close::SLOW_CONSUMER,
+        close::SLOW_CONSUMER,
+        CloseRule::Immediately,
+    ),
     (
         close::RATE_LIMITED,
         close::RATE_LIMITED,
@@ -140,7 +152,9 @@ mod tests {
     #[test]
     fn row_1006_no_close_frame_backs_off() {
         assert_eq!(close(1006), Reaction::Backoff);
-        let lost = Cause::ConnectionLost { detail: "eof".into() };
+        let lost = Cause::ConnectionLost {
+            detail: "eof".into(),
+        };
         assert_eq!(lost.close_code(), Some(1006));
         assert_eq!(reaction_to(&lost), Reaction::Backoff);
     }

@@ -41,7 +41,10 @@ mod tests {
     #[test]
     fn formatting_never_shows_the_value() {
         let token = Token::new("hunter2");
-        assert_eq!(format!("{token:?} {token} {:?}", Some(&token)), "<redacted> <redacted> Some(<redacted>)");
+        assert_eq!(
+            format!("{token:?} {token} {:?}", Some(&token)),
+            "<redacted> <redacted> Some(<redacted>)"
+        );
         assert_eq!(token.expose(), "hunter2");
     }
 }

@@ -307,7 +307,10 @@ mod tests {
         assert_eq!(s.on_event(event(2), now, &mut out), Accepted::Buffered);
         assert_eq!(s.on_event(event(3), now, &mut out), Accepted::Buffered);
         assert!(out.is_empty());
-        assert_eq!(s.hole_deadline(Duration::from_secs(1)), Some(now + Duration::from_secs(1)));
+        assert_eq!(
+            s.hole_deadline(Duration::from_secs(1)),
+            Some(now + Duration::from_secs(1))
+        );
         assert_eq!(
             s.on_event(event(1), now, &mut out),
             Accepted::Delivered { released: 2 }

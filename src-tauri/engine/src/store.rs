@@ -141,7 +141,10 @@ impl FileCursorStore {
                     let to = aside_path(&path);
                     fs::rename(&path, &to).map_err(|e| StoreError::io("moving aside", &path, e))?;
                     let reason = format!("unreadable cursor file: {err}");
-                    (CursorMap::new(), Some(FileRecovery::MovedAside { to, reason }))
+                    (
+                        CursorMap::new(),
+                        Some(FileRecovery::MovedAside { to, reason }),
+                    )
                 }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (CursorMap::new(), None),
@@ -237,7 +240,11 @@ impl CursorStore for FileCursorStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.dirty { self.write(&mut state) } else { Ok(()) }
+        if state.dirty {
+            self.write(&mut state)
+        } else {
+            Ok(())
+        }
     }
 }
 

@@ -37,7 +37,10 @@ async fn terminal_codes_stop_and_show_the_reason() {
         let ConnectionState::Stopped { reason } = state else {
             panic!("{code}: {state:?}")
         };
-        assert!(reason.contains(&code.to_string()) && reason.contains("go away for good"), "{reason}");
+        assert!(
+            reason.contains(&code.to_string()) && reason.contains("go away for good"),
+            "{reason}"
+        );
     }
 }
 
@@ -52,8 +55,16 @@ async fn transient_codes_back_off_within_the_cap() {
     for code in [1000, 1001, 1009, 1011, 1012, 4000, 4499] {
         let state = state_after_close(code, "").await;
         assert!(backoff_delay(&state) <= 200, "{code}: {state:?}");
-        let ConnectionState::Backoff { cause, .. } = state else { unreachable!() };
-        assert_eq!(cause, Cause::Closed { code, reason: String::new() });
+        let ConnectionState::Backoff { cause, .. } = state else {
+            unreachable!()
+        };
+        assert_eq!(
+            cause,
+            Cause::Closed {
+                code,
+                reason: String::new()
+            }
+        );
     }
 }
 
@@ -80,23 +91,41 @@ async fn rate_limited_waits_the_given_time_even_past_the_cap() {
 #[tokio::test]
 async fn retry_after_on_503_is_honoured_and_403_stops() {
     let server = server(10, 250).await;
-    server.reject_handshakes(Some(Rejection { status: 503, retry_after_s: Some(7) }));
+    server.reject_handshakes(Some(Rejection {
+        status: 503,
+        retry_after_s: Some(7),
+    }));
     let (engine, _deliveries) = open_engine(fast_config(&server.url(), TOKEN));
     let mut events = engine.events();
     engine.connect().await.unwrap();
     let state = wait_state(&mut events, "backoff", |s| s.name() == "backoff").await;
-    let ConnectionState::Backoff { delay_ms, cause, .. } = &state else { unreachable!() };
+    let ConnectionState::Backoff {
+        delay_ms, cause, ..
+    } = &state
+    else {
+        unreachable!()
+    };
     assert!(*delay_ms >= 7000, "{state:?}");
     assert_eq!(
         *cause,
         Cause::Connect {
-            error: ConnectError::HttpStatus { status: 503, retry_after_s: Some(7), body: "try again later".into() }
+            error: ConnectError::HttpStatus {
+                status: 503,
+                retry_after_s: Some(7),
+                body: "try again later".into()
+            }
         }
     );
-    server.reject_handshakes(Some(Rejection { status: 403, retry_after_s: None }));
+    server.reject_handshakes(Some(Rejection {
+        status: 403,
+        retry_after_s: None,
+    }));
     engine.reconnect_now().await.unwrap();
     let state = wait_state(&mut events, "stopped", |s| s.name() == "stopped").await;
-    assert!(matches!(state, ConnectionState::Stopped { ref reason } if reason.contains("403")), "{state:?}");
+    assert!(
+        matches!(state, ConnectionState::Stopped { ref reason } if reason.contains("403")),
+        "{state:?}"
+    );
     engine.shutdown().await;
 }
 
@@ -109,9 +138,18 @@ async fn a_refused_port_is_named_as_such() {
     let mut events = engine.events();
     engine.connect().await.unwrap();
     let state = wait_state(&mut events, "backoff", |s| s.name() == "backoff").await;
-    let ConnectionState::Backoff { cause, attempt, .. } = state else { unreachable!() };
+    let ConnectionState::Backoff { cause, attempt, .. } = state else {
+        unreachable!()
+    };
     assert_eq!(attempt, 1);
-    assert_eq!(cause, Cause::Connect { error: ConnectError::Refused { addr: addr.to_string() } });
+    assert_eq!(
+        cause,
+        Cause::Connect {
+            error: ConnectError::Refused {
+                addr: addr.to_string()
+            }
+        }
+    );
     engine.shutdown().await;
 }
 
@@ -121,7 +159,9 @@ async fn an_unresolvable_host_is_a_dns_error() {
     let mut events = engine.events();
     engine.connect().await.unwrap();
     let state = wait_state(&mut events, "backoff", |s| s.name() == "backoff").await;
-    let ConnectionState::Backoff { cause, .. } = state else { unreachable!() };
+    let ConnectionState::Backoff { cause, .. } = state else {
+        unreachable!()
+    };
     assert!(
         matches!(cause, Cause::Connect { error: ConnectError::Dns { ref host, .. } } if host == "no-such-host.invalid"),
         "{cause:?}"

@@ -139,7 +139,10 @@ async fn retention_exceeded_yields_a_true_gap_marker() {
     expected.extend(seqs(46..=55));
     assert_eq!(seen.feed("f"), expected);
     let gap = wait_history(&mut events, HistoryKind::Gap).await;
-    assert_eq!((gap.details["from"].as_u64(), gap.details["to"].as_u64()), (Some(6), Some(45)));
+    assert_eq!(
+        (gap.details["from"].as_u64(), gap.details["to"].as_u64()),
+        (Some(6), Some(45))
+    );
     engine.shutdown().await;
 }
 
@@ -151,7 +154,9 @@ async fn unauthorized_stops_with_needs_login_after_one_attempt() {
     let mut events = engine.events();
     engine.connect().await.unwrap();
     let state = wait_state(&mut events, "needs_login", |s| s.name() == "needs_login").await;
-    let ConnectionState::NeedsLogin { reason } = state else { unreachable!() };
+    let ConnectionState::NeedsLogin { reason } = state else {
+        unreachable!()
+    };
     assert!(reason.contains("401"), "{reason}");
     // With a 20 ms backoff, a retry would come well within this window.
     let retry = tokio::time::timeout(Duration::from_millis(600), async {
@@ -220,7 +225,12 @@ async fn a_lost_ack_is_resent_with_the_same_id_and_not_published_twice() {
     proxy.stall_downstream(true);
     let mut pending = Vec::new();
     for n in 1..=5 {
-        pending.push(engine.publish("once", data(n), Some(format!("pub-{n}"))).await.unwrap());
+        pending.push(
+            engine
+                .publish("once", data(n), Some(format!("pub-{n}")))
+                .await
+                .unwrap(),
+        );
     }
     within(WAIT, "server to take the publishes", async {
         while server.head("once").map(|h| h.1) != Some(5) {
@@ -229,13 +239,20 @@ async fn a_lost_ack_is_resent_with_the_same_id_and_not_published_twice() {
     })
     .await;
     let lost = wait_history(&mut events, HistoryKind::Disconnected).await;
-    assert_eq!(lost.details["cause"]["kind"], "heartbeat_timeout", "{lost:?}");
+    assert_eq!(
+        lost.details["cause"]["kind"], "heartbeat_timeout",
+        "{lost:?}"
+    );
     proxy.stall_downstream(false);
     for (n, publish) in pending.into_iter().enumerate() {
         let ack = within(WAIT, "ack", publish).await.unwrap();
         assert_eq!((ack.id, ack.seq), (format!("pub-{}", n + 1), n as u64 + 1));
     }
-    assert_eq!(server.head("once").unwrap().1, 5, "a resend was published again");
+    assert_eq!(
+        server.head("once").unwrap().1,
+        5,
+        "a resend was published again"
+    );
     engine.shutdown().await;
 }
 
@@ -257,7 +274,9 @@ async fn wake_probes_a_half_open_connection_and_reconnects() {
     assert_eq!(lost.details["cause"]["kind"], "probe_failed", "{lost:?}");
     proxy.stall(false);
     let backoff = wait_state(&mut events, "backoff", |s| s.name() == "backoff").await;
-    let ConnectionState::Backoff { delay_ms, .. } = backoff else { unreachable!() };
+    let ConnectionState::Backoff { delay_ms, .. } = backoff else {
+        unreachable!()
+    };
     assert_eq!(delay_ms, 0);
     wait_state(&mut events, "reopen", is_open).await;
     engine.shutdown().await;
@@ -276,13 +295,22 @@ async fn wake_during_backoff_reconnects_at_once() {
     proxy.refuse(true);
     engine.connect().await.unwrap();
     let state = wait_state(&mut events, "backoff", |s| s.name() == "backoff").await;
-    let ConnectionState::Backoff { delay_ms, cause, .. } = state else { unreachable!() };
+    let ConnectionState::Backoff {
+        delay_ms, cause, ..
+    } = state
+    else {
+        unreachable!()
+    };
     assert!(delay_ms >= 300_000);
     assert!(matches!(cause, Cause::Connect { .. }), "{cause:?}");
     proxy.refuse(false);
     engine.network_changed().await.unwrap();
     let entry = wait_history(&mut events, HistoryKind::NetworkChange).await;
-    assert!(entry.message.contains("reconnecting now"), "{}", entry.message);
+    assert!(
+        entry.message.contains("reconnecting now"),
+        "{}",
+        entry.message
+    );
     wait_state(&mut events, "open right after the trigger", is_open).await;
     engine.shutdown().await;
 }

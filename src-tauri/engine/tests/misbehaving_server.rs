@@ -20,6 +20,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 type Peer = WebSocketStream<TcpStream>;
 
 /// Serves every connection with `script`; selects `holdline.v1` if asked to.
+// tungstenite's handshake callback returns its own (large) error type.
+#[allow(clippy::result_large_err)]
 async fn scripted<F, Fut>(select_subprotocol: bool, script: F) -> SocketAddr
 where
     F: Fn(Peer) -> Fut + Send + Sync + 'static,
@@ -31,9 +33,10 @@ where
         while let Ok((stream, _)) = listener.accept().await {
             let callback = move |_: &Request, mut response: Response| {
                 if select_subprotocol {
-                    response
-                        .headers_mut()
-                        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("holdline.v1"));
+                    response.headers_mut().insert(
+                        "Sec-WebSocket-Protocol",
+                        HeaderValue::from_static("holdline.v1"),
+                    );
                 }
                 Ok(response)
             };
@@ -68,7 +71,8 @@ fn event(seq: u64) -> Value {
 }
 
 fn subscribed(id: &Value, gap: Option<(u64, u64)>) -> Value {
-    let mut frame = json!({"type":"subscribed","id":id,"feed":"f","epoch":"e","head":4,"replay_from":1});
+    let mut frame =
+        json!({"type":"subscribed","id":id,"feed":"f","epoch":"e","head":4,"replay_from":1});
     if let Some((from, to)) = gap {
         frame["gap"] = json!({"from":from,"to":to});
     }
@@ -88,7 +92,11 @@ async fn malformed_frames_are_quarantined_and_delivery_goes_on() {
         send(&mut peer, event(1)).await;
         peer.send(Message::text("this is not json")).await.unwrap();
         peer.send(Message::binary(vec![0u8, 1, 2])).await.unwrap();
-        send(&mut peer, json!({"type":"event","feed":"f","seq":"two","data":1,"ts":1})).await;
+        send(
+            &mut peer,
+            json!({"type":"event","feed":"f","seq":"two","data":1,"ts":1}),
+        )
+        .await;
         peer.send(Message::text("[1,2,3]")).await.unwrap();
         send(&mut peer, json!({"type":"surprise"})).await;
         send(&mut peer, event(3)).await;
@@ -109,7 +117,12 @@ async fn malformed_frames_are_quarantined_and_delivery_goes_on() {
     let mut reasons = Vec::new();
     for _ in 0..5 {
         let entry = wait_history(&mut events, HistoryKind::Malformed).await;
-        reasons.push(entry.details["reason"].as_str().unwrap_or_default().to_owned());
+        reasons.push(
+            entry.details["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
         assert!(entry.details["excerpt"].is_string());
     }
     assert!(reasons[0].starts_with("invalid JSON"), "{reasons:?}");
@@ -120,7 +133,11 @@ async fn malformed_frames_are_quarantined_and_delivery_goes_on() {
     let snapshot = engine.snapshot().await.unwrap();
     assert_eq!(snapshot.malformed_frames, 5);
     assert_eq!(snapshot.feeds[0].stats.duplicates, 1);
-    assert_eq!(snapshot.state.name(), "open", "malformed frames must not close the connection");
+    assert_eq!(
+        snapshot.state.name(),
+        "open",
+        "malformed frames must not close the connection"
+    );
     engine.shutdown().await;
 }
 
@@ -136,7 +153,10 @@ async fn a_hole_is_filled_by_resubscribing_from_the_cursor() {
         send(&mut peer, event(3)).await;
         let again = next_request(&mut peer).await;
         assert_eq!(again["type"], "subscribe");
-        assert_eq!((again["since"].as_u64(), again["epoch"].as_str()), (Some(1), Some("e")));
+        assert_eq!(
+            (again["since"].as_u64(), again["epoch"].as_str()),
+            (Some(1), Some("e"))
+        );
         send(&mut peer, subscribed(&again["id"], None)).await;
         send(&mut peer, event(2)).await;
         send(&mut peer, event(3)).await;
@@ -176,7 +196,10 @@ async fn a_hole_the_server_says_is_lost_becomes_a_gap_marker() {
     engine.connect().await.unwrap();
     let mut seen = Seen::default();
     collect_until(&mut deliveries, &mut seen, 2).await;
-    assert_eq!(seen.feed("f"), vec![Item::Event(1), Item::Gap(2, 3), Item::Event(4)]);
+    assert_eq!(
+        seen.feed("f"),
+        vec![Item::Event(1), Item::Gap(2, 3), Item::Event(4)]
+    );
     engine.shutdown().await;
 }
 
@@ -193,11 +216,23 @@ async fn a_server_without_holdline_v1_runs_in_raw_mode() {
     let mut events = engine.events();
     engine.connect().await.unwrap();
     let state = wait_state(&mut events, "raw open", is_open).await;
-    assert_eq!(state, ConnectionState::Open { session: None, raw: true });
+    assert_eq!(
+        state,
+        ConnectionState::Open {
+            session: None,
+            raw: true
+        }
+    );
     let first = within(WAIT, "raw text", deliveries.recv()).await.unwrap();
     let second = within(WAIT, "raw binary", deliveries.recv()).await.unwrap();
-    assert!(matches!(first, Delivery::Raw(RawFrame::Text(ref t)) if t == "hello raw"), "{first:?}");
-    assert!(matches!(second, Delivery::Raw(RawFrame::Binary(ref b)) if b == &[0xca, 0xfe]), "{second:?}");
+    assert!(
+        matches!(first, Delivery::Raw(RawFrame::Text(ref t)) if t == "hello raw"),
+        "{first:?}"
+    );
+    assert!(
+        matches!(second, Delivery::Raw(RawFrame::Binary(ref b)) if b == &[0xca, 0xfe]),
+        "{second:?}"
+    );
     let err = engine.publish("f", data(1), None).await.unwrap_err();
     assert_eq!(err, holdline_engine::EngineError::RawMode);
     engine.shutdown().await;

@@ -22,8 +22,12 @@ async fn a_restarted_engine_resumes_from_the_last_committed_event() {
     }
     {
         let (cursors, _) = FileCursorStore::open(&path).unwrap();
-        let stores = Stores { cursors: Arc::new(cursors), ..Stores::default() };
-        let (engine, mut deliveries) = Engine::start(fast_config(&server.url(), TOKEN), stores).unwrap();
+        let stores = Stores {
+            cursors: Arc::new(cursors),
+            ..Stores::default()
+        };
+        let (engine, mut deliveries) =
+            Engine::start(fast_config(&server.url(), TOKEN), stores).unwrap();
         engine.subscribe("f", StartFrom::Beginning).await.unwrap();
         engine.connect().await.unwrap();
         let mut seen = Seen::default();
@@ -34,8 +38,12 @@ async fn a_restarted_engine_resumes_from_the_last_committed_event() {
     }
     let (cursors, recovery) = FileCursorStore::open(&path).unwrap();
     assert_eq!(recovery, None);
-    let stores = Stores { cursors: Arc::new(cursors), ..Stores::default() };
-    let (engine, mut deliveries) = Engine::start(fast_config(&server.url(), TOKEN), stores).unwrap();
+    let stores = Stores {
+        cursors: Arc::new(cursors),
+        ..Stores::default()
+    };
+    let (engine, mut deliveries) =
+        Engine::start(fast_config(&server.url(), TOKEN), stores).unwrap();
     engine.subscribe("f", StartFrom::Beginning).await.unwrap();
     engine.connect().await.unwrap();
     for n in 11..=12 {
@@ -72,17 +80,27 @@ async fn an_outbox_store_carries_unacked_publishes_across_a_restart() {
     proxy.refuse(true);
     let outbox = SharedOutbox::default();
     {
-        let stores = Stores { outbox: Arc::new(outbox.clone()), ..Stores::default() };
-        let (engine, _deliveries) = Engine::start(fast_config(&proxy.url(), TOKEN), stores).unwrap();
+        let stores = Stores {
+            outbox: Arc::new(outbox.clone()),
+            ..Stores::default()
+        };
+        let (engine, _deliveries) =
+            Engine::start(fast_config(&proxy.url(), TOKEN), stores).unwrap();
         engine.connect().await.unwrap();
         for n in 1..=3 {
-            let _pending = engine.publish("later", data(n), Some(format!("keep-{n}"))).await.unwrap();
+            let _pending = engine
+                .publish("later", data(n), Some(format!("keep-{n}")))
+                .await
+                .unwrap();
         }
         engine.shutdown().await;
     }
     assert_eq!(outbox.0.lock().unwrap().len(), 3);
     proxy.refuse(false);
-    let stores = Stores { outbox: Arc::new(outbox.clone()), ..Stores::default() };
+    let stores = Stores {
+        outbox: Arc::new(outbox.clone()),
+        ..Stores::default()
+    };
     let (engine, _deliveries) = Engine::start(fast_config(&proxy.url(), TOKEN), stores).unwrap();
     let mut events = engine.events();
     engine.connect().await.unwrap();
@@ -114,7 +132,10 @@ async fn a_full_outbox_refuses_at_once_and_loses_nothing_queued() {
     let first = engine.publish("f", data(1), None).await.unwrap();
     let second = engine.publish("f", data(2), None).await.unwrap();
     let full = engine.publish("f", data(3), None).await.unwrap_err();
-    assert_eq!(full, holdline_engine::EngineError::OutboxFull { capacity: 2 });
+    assert_eq!(
+        full,
+        holdline_engine::EngineError::OutboxFull { capacity: 2 }
+    );
     assert!(full.to_string().contains("outbox is full"));
     proxy.refuse(false);
     assert_eq!(first.await.unwrap().seq, 1);

@@ -52,7 +52,12 @@ async fn the_token_appears_in_no_output() {
     proxy.cut_all();
     wait_history(&mut events, HistoryKind::Disconnected).await;
     wait_state(&mut events, "reopen", is_open).await;
-    engine.publish("f", data(2), None).await.unwrap().await.unwrap();
+    engine
+        .publish("f", data(2), None)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     let snapshot = engine.snapshot().await.unwrap();
     observed.push(serde_json::to_string(&snapshot).unwrap());
     engine.shutdown().await;
@@ -61,9 +66,16 @@ async fn the_token_appears_in_no_output() {
     }
 
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("connecting to"), "tracing output was not captured");
+    assert!(
+        logs.contains("connecting to"),
+        "tracing output was not captured"
+    );
     assert!(observed.iter().any(|e| e.contains("\"connected\"")));
-    for (what, text) in [("logs", &logs), ("config", &config_debug), ("events", &observed.join("\n"))] {
+    for (what, text) in [
+        ("logs", &logs),
+        ("config", &config_debug),
+        ("events", &observed.join("\n")),
+    ] {
         assert!(!text.contains(TOKEN), "the token leaked into {what}");
     }
 }

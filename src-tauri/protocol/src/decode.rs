@@ -321,13 +321,29 @@ mod tests {
         assert!(malformed("not json").reason.starts_with("invalid JSON"));
         assert!(malformed("[1,2]").reason.starts_with("not a JSON object"));
         assert!(malformed("42").reason.starts_with("not a JSON object"));
-        assert!(malformed(r#"{"feed":"f"}"#).reason.contains("missing field `type`"));
-        assert!(malformed(r#"{"type":"nope"}"#).reason.contains("unknown type"));
+        assert!(
+            malformed(r#"{"feed":"f"}"#)
+                .reason
+                .contains("missing field `type`")
+        );
+        assert!(
+            malformed(r#"{"type":"nope"}"#)
+                .reason
+                .contains("unknown type")
+        );
         assert!(malformed(r#"{"type":7}"#).reason.contains("field `type`"));
         let missing = malformed(r#"{"type":"event","feed":"f","seq":1,"ts":0}"#);
-        assert!(missing.reason.contains("missing field `data`"), "{}", missing.reason);
+        assert!(
+            missing.reason.contains("missing field `data`"),
+            "{}",
+            missing.reason
+        );
         let mistyped = malformed(r#"{"type":"event","feed":"f","seq":"1","data":1,"ts":0}"#);
-        assert!(mistyped.reason.contains("field `seq`"), "{}", mistyped.reason);
+        assert!(
+            mistyped.reason.contains("field `seq`"),
+            "{}",
+            mistyped.reason
+        );
         for seq in ["0", "-1", "9007199254740992", "1.5", "18446744073709551616"] {
             let text = format!(r#"{{"type":"event","feed":"f","seq":{seq},"data":1,"ts":0}}"#);
             assert!(malformed(&text).reason.contains("seq"), "{seq}");

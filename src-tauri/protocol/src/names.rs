@@ -73,7 +73,10 @@ mod tests {
             validate_feed_name("caf\u{e9}"),
             Err(NameError::FeedCharacter('\u{e9}'))
         );
-        assert_eq!(validate_feed_name("a/b"), Err(NameError::FeedCharacter('/')));
+        assert_eq!(
+            validate_feed_name("a/b"),
+            Err(NameError::FeedCharacter('/'))
+        );
     }
 
     #[test]

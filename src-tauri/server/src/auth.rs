@@ -23,7 +23,11 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn new(tokens: Vec<String>, allow_unauthenticated: bool, allow_origins: Vec<String>) -> Self {
+    pub fn new(
+        tokens: Vec<String>,
+        allow_unauthenticated: bool,
+        allow_origins: Vec<String>,
+    ) -> Self {
         Gate {
             tokens,
             allow_unauthenticated,
@@ -55,7 +59,11 @@ impl Gate {
 }
 
 fn bearer(request: &Request) -> Option<String> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -111,30 +119,58 @@ mod tests {
     #[test]
     fn header_or_query_token_is_accepted() {
         let gate = Gate::new(vec!["a".into(), "bb".into()], false, vec![]);
-        assert_eq!(gate.check(&request(Some("Bearer bb"), "/", None)), Ok(Principal::Token(1)));
-        assert_eq!(gate.check(&request(None, "/?x=1&token=a", None)), Ok(Principal::Token(0)));
-        assert_eq!(gate.check(&request(Some("Bearer b"), "/", None)), Err(Refusal::Unauthorized));
-        assert_eq!(gate.check(&request(None, "/", None)), Err(Refusal::Unauthorized));
-        assert_eq!(gate.check(&request(Some("Basic a"), "/", None)), Err(Refusal::Unauthorized));
+        assert_eq!(
+            gate.check(&request(Some("Bearer bb"), "/", None)),
+            Ok(Principal::Token(1))
+        );
+        assert_eq!(
+            gate.check(&request(None, "/?x=1&token=a", None)),
+            Ok(Principal::Token(0))
+        );
+        assert_eq!(
+            gate.check(&request(Some("Bearer b"), "/", None)),
+            Err(Refusal::Unauthorized)
+        );
+        assert_eq!(
+            gate.check(&request(None, "/", None)),
+            Err(Refusal::Unauthorized)
+        );
+        assert_eq!(
+            gate.check(&request(Some("Basic a"), "/", None)),
+            Err(Refusal::Unauthorized)
+        );
     }
 
     #[test]
     fn the_origin_allow_list_applies_only_to_requests_with_an_origin() {
         let gate = Gate::new(vec!["t".into()], false, vec!["https://ok.example".into()]);
         assert_eq!(
-            gate.check(&request(Some("Bearer t"), "/", Some("https://evil.example"))),
+            gate.check(&request(
+                Some("Bearer t"),
+                "/",
+                Some("https://evil.example")
+            )),
             Err(Refusal::ForbiddenOrigin("https://evil.example".into()))
         );
-        assert!(gate.check(&request(Some("Bearer t"), "/", Some("https://ok.example"))).is_ok());
+        assert!(
+            gate.check(&request(Some("Bearer t"), "/", Some("https://ok.example")))
+                .is_ok()
+        );
         assert!(gate.check(&request(Some("Bearer t"), "/", None)).is_ok());
         let open = Gate::new(vec!["t".into()], false, vec![]);
-        assert!(open.check(&request(Some("Bearer t"), "/", Some("https://any"))).is_ok());
+        assert!(
+            open.check(&request(Some("Bearer t"), "/", Some("https://any")))
+                .is_ok()
+        );
     }
 
     #[test]
     fn unauthenticated_mode_admits_anonymous_clients() {
         let gate = Gate::new(vec![], true, vec![]);
-        assert_eq!(gate.check(&request(None, "/", None)), Ok(Principal::Anonymous));
+        assert_eq!(
+            gate.check(&request(None, "/", None)),
+            Ok(Principal::Anonymous)
+        );
     }
 
     #[test]

@@ -46,6 +46,8 @@ fn refusal(status: StatusCode, retry_after_s: Option<u64>, body: &str) -> ErrorR
         .unwrap_or_else(|_| ErrorResponse::new(Some(body.to_owned())))
 }
 
+// tungstenite's handshake callback returns its own (large) error type.
+#[allow(clippy::result_large_err)]
 pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
@@ -59,13 +61,18 @@ pub(crate) async fn serve(
     let gate_shared = shared.clone();
     let callback = |request: &Request, mut response: Response| {
         if let Some(rejection) = gate_shared.rejection() {
-            let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let status =
+                StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             return Err(refusal(status, rejection.retry_after_s, "try again later"));
         }
         match gate_shared.gate.check(request) {
             Ok(who) => principal = Some(who),
             Err(Refusal::Unauthorized) => {
-                return Err(refusal(StatusCode::UNAUTHORIZED, None, "missing or invalid token"));
+                return Err(refusal(
+                    StatusCode::UNAUTHORIZED,
+                    None,
+                    "missing or invalid token",
+                ));
             }
             Err(Refusal::ForbiddenOrigin(origin)) => {
                 return Err(refusal(
@@ -87,8 +94,7 @@ pub(crate) async fn serve(
     let config = WebSocketConfig::default()
         .max_message_size(Some(hard_limit))
         .max_frame_size(Some(hard_limit));
-    let upgrade =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
+    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
     let socket = match timeout(shared.config.handshake_timeout, upgrade).await {
         Ok(Ok(socket)) => socket,
         Ok(Err(err)) => {
@@ -148,7 +154,11 @@ impl Connection {
             max_frame_bytes: self.shared.config.max_frame_bytes as u64,
             server: format!("holdline-server/{}", env!("CARGO_PKG_VERSION")),
         });
-        if self.send(vec![Message::text(welcome.to_json())]).await.is_err() {
+        if self
+            .send(vec![Message::text(welcome.to_json())])
+            .await
+            .is_err()
+        {
             return "write failed";
         }
         let mut ping = interval(heartbeat);
@@ -260,7 +270,11 @@ impl Connection {
                 }
                 match decode_client_frame(&text) {
                     Ok(frame) => self.on_frame(frame),
-                    Err(malformed) => vec![error(malformed.id, error_code::BAD_REQUEST, malformed.reason)],
+                    Err(malformed) => vec![error(
+                        malformed.id,
+                        error_code::BAD_REQUEST,
+                        malformed.reason,
+                    )],
                 }
             }
             Message::Binary(_) => vec![error(
@@ -305,7 +319,11 @@ impl Connection {
             }
             ClientFrame::Unsubscribe(unsub) => {
                 if let Err(e) = validate_feed_name(&unsub.feed) {
-                    return vec![error(Some(unsub.id), error_code::INVALID_FEED, e.to_string())];
+                    return vec![error(
+                        Some(unsub.id),
+                        error_code::INVALID_FEED,
+                        e.to_string(),
+                    )];
                 }
                 if self.shared.hub.unsubscribe(&unsub.feed, self.client_id) {
                     self.subscriptions.remove(&unsub.feed);
@@ -323,7 +341,11 @@ impl Connection {
             }
             ClientFrame::Publish(publish) => {
                 if let Err(e) = validate_feed_name(&publish.feed) {
-                    return vec![error(Some(publish.id), error_code::INVALID_FEED, e.to_string())];
+                    return vec![error(
+                        Some(publish.id),
+                        error_code::INVALID_FEED,
+                        e.to_string(),
+                    )];
                 }
                 if self.shared.read_only_feeds.contains(publish.feed.as_str()) {
                     return vec![error(

@@ -97,14 +97,15 @@ impl FeedHub {
                 log.retained.pop_front();
             }
         }
-        log.subscribers.retain(|sub| match sub.queue.try_send(bytes.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                sub.overflowed.notify_one();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        });
+        log.subscribers
+            .retain(|sub| match sub.queue.try_send(bytes.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    sub.overflowed.notify_one();
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
         seq
     }
 
@@ -145,7 +146,8 @@ impl FeedHub {
                 replay.push(bytes.clone());
             }
         }
-        log.subscribers.retain(|s| s.client_id != subscriber.client_id);
+        log.subscribers
+            .retain(|s| s.client_id != subscriber.client_id);
         log.subscribers.push(subscriber);
         Subscription {
             epoch: feed.epoch.to_string(),

@@ -50,10 +50,16 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
-    let listen = match tokio::net::lookup_host(&args.listen).await.map(|mut a| a.next()) {
+    let listen = match tokio::net::lookup_host(&args.listen)
+        .await
+        .map(|mut a| a.next())
+    {
         Ok(Some(addr)) => addr,
         _ => {
-            eprintln!("holdline-server: --listen {:?} is not an address (try 127.0.0.1:0)", args.listen);
+            eprintln!(
+                "holdline-server: --listen {:?} is not an address (try 127.0.0.1:0)",
+                args.listen
+            );
             return ExitCode::from(2);
         }
     };

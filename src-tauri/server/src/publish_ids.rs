@@ -57,7 +57,9 @@ impl PublishIds {
         }
         let accepted = publish();
         inner.by_key.insert(key, accepted.clone());
-        inner.order.push_back((now, principal.clone(), id.to_owned()));
+        inner
+            .order
+            .push_back((now, principal.clone(), id.to_owned()));
         (accepted, true)
     }
 }
@@ -71,13 +73,31 @@ mod tests {
         let ids = PublishIds::new(Duration::from_secs(600));
         let me = Principal::Token(0);
         let t0 = Instant::now();
-        let first = ids.once(&me, "x", t0, || Accepted { feed: "f".into(), seq: 1 });
+        let first = ids.once(&me, "x", t0, || Accepted {
+            feed: "f".into(),
+            seq: 1,
+        });
         assert!(first.1);
         let again = ids.once(&me, "x", t0 + Duration::from_secs(599), || unreachable!());
-        assert_eq!(again, (Accepted { feed: "f".into(), seq: 1 }, false));
-        let other = ids.once(&Principal::Token(1), "x", t0, || Accepted { feed: "f".into(), seq: 2 });
+        assert_eq!(
+            again,
+            (
+                Accepted {
+                    feed: "f".into(),
+                    seq: 1
+                },
+                false
+            )
+        );
+        let other = ids.once(&Principal::Token(1), "x", t0, || Accepted {
+            feed: "f".into(),
+            seq: 2,
+        });
         assert!(other.1, "ids are per token");
-        let later = ids.once(&me, "x", t0 + Duration::from_secs(601), || Accepted { feed: "f".into(), seq: 3 });
+        let later = ids.once(&me, "x", t0 + Duration::from_secs(601), || Accepted {
+            feed: "f".into(),
+            seq: 3,
+        });
         assert_eq!(later.0.seq, 3);
     }
 }

@@ -86,7 +86,11 @@ impl FaultProxy {
 
     /// Holds every chunk this long before passing it on.
     pub fn set_delay(&self, delay: Duration) {
-        *self.controls.delay.lock().unwrap_or_else(|p| p.into_inner()) = delay;
+        *self
+            .controls
+            .delay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = delay;
     }
 
     /// New connections are closed at once, before any byte is read.
@@ -95,7 +99,11 @@ impl FaultProxy {
     }
 
     pub fn set_upstream(&self, upstream: SocketAddr) {
-        *self.controls.upstream.lock().unwrap_or_else(|p| p.into_inner()) = upstream;
+        *self
+            .controls
+            .upstream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = upstream;
     }
 
     /// Connections accepted so far, refused ones included.
@@ -123,8 +131,18 @@ async fn accept_loop(listener: TcpListener, controls: Arc<Controls>) {
             cut.borrow_and_update();
             let (client_read, client_write) = client.into_split();
             let (server_read, server_write) = server.into_split();
-            let up = pump(client_read, server_write, controls.stall_up.subscribe(), controls.clone());
-            let down = pump(server_read, client_write, controls.stall_down.subscribe(), controls.clone());
+            let up = pump(
+                client_read,
+                server_write,
+                controls.stall_up.subscribe(),
+                controls.clone(),
+            );
+            let down = pump(
+                server_read,
+                client_write,
+                controls.stall_down.subscribe(),
+                controls.clone(),
+            );
             // Either direction ending, or a cut, drops all four halves.
             tokio::select! {
                 _ = cut.changed() => {}

@@ -60,7 +60,9 @@ pub async fn wait_event(
                 Ok(event) if pred(&event) => return event,
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(n)) => panic!("observer lagged by {n}"),
-                Err(broadcast::error::RecvError::Closed) => panic!("engine stopped while waiting for {what}"),
+                Err(broadcast::error::RecvError::Closed) => {
+                    panic!("engine stopped while waiting for {what}")
+                }
             }
         }
     })
@@ -72,7 +74,13 @@ pub async fn wait_state(
     what: &str,
     mut pred: impl FnMut(&ConnectionState) -> bool,
 ) -> ConnectionState {
-    match wait_event(events, what, |e| matches!(e, EngineEvent::State(s) if pred(s))).await {
+    match wait_event(
+        events,
+        what,
+        |e| matches!(e, EngineEvent::State(s) if pred(s)),
+    )
+    .await
+    {
         EngineEvent::State(state) => state,
         _ => unreachable!(),
     }
@@ -86,9 +94,11 @@ pub async fn wait_history(
     events: &mut broadcast::Receiver<EngineEvent>,
     kind: HistoryKind,
 ) -> HistoryEntry {
-    match wait_event(events, &format!("history {kind:?}"), |e| {
-        matches!(e, EngineEvent::History(h) if h.kind == kind)
-    })
+    match wait_event(
+        events,
+        &format!("history {kind:?}"),
+        |e| matches!(e, EngineEvent::History(h) if h.kind == kind),
+    )
     .await
     {
         EngineEvent::History(entry) => entry,
@@ -115,14 +125,21 @@ impl Seen {
         match delivery {
             Delivery::Event(e) => {
                 self.events += 1;
-                self.items.entry(e.feed.to_string()).or_default().push(Item::Event(e.seq));
+                self.items
+                    .entry(e.feed.to_string())
+                    .or_default()
+                    .push(Item::Event(e.seq));
             }
-            Delivery::Gap { feed, from, to, .. } => {
-                self.items.entry(feed.to_string()).or_default().push(Item::Gap(*from, *to))
-            }
-            Delivery::Reset { feed, epoch } => {
-                self.items.entry(feed.to_string()).or_default().push(Item::Reset(epoch.to_string()))
-            }
+            Delivery::Gap { feed, from, to, .. } => self
+                .items
+                .entry(feed.to_string())
+                .or_default()
+                .push(Item::Gap(*from, *to)),
+            Delivery::Reset { feed, epoch } => self
+                .items
+                .entry(feed.to_string())
+                .or_default()
+                .push(Item::Reset(epoch.to_string())),
             Delivery::Raw(_) => {}
         }
     }
@@ -142,15 +159,19 @@ pub async fn collect_until(
     seen: &mut Seen,
     count: usize,
 ) {
-    within(WAIT, &format!("{count} events (have {})", seen.events), async {
-        while seen.events < count {
-            let Some(delivery) = deliveries.recv().await else {
-                panic!("engine stopped")
-            };
-            deliveries.commit(&delivery).expect("commit");
-            seen.push(&delivery);
-        }
-    })
+    within(
+        WAIT,
+        &format!("{count} events (have {})", seen.events),
+        async {
+            while seen.events < count {
+                let Some(delivery) = deliveries.recv().await else {
+                    panic!("engine stopped")
+                };
+                deliveries.commit(&delivery).expect("commit");
+                seen.push(&delivery);
+            }
+        },
+    )
     .await
 }
 
