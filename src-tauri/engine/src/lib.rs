@@ -105,7 +105,8 @@ impl Engine {
             stores.cursors.clone(),
             outbox,
         );
-        tokio::spawn(actor.run());
+        let span = tracing::info_span!("engine", server = %server_key);
+        tokio::spawn(tracing::Instrument::instrument(actor.run(), span));
         let engine = Engine {
             commands: command_tx,
             events,

@@ -314,3 +314,50 @@ async fn wake_during_backoff_reconnects_at_once() {
     wait_state(&mut events, "open right after the trigger", is_open).await;
     engine.shutdown().await;
 }
+
+/// A consumer that stops reading makes the engine stop reading, the server's
+/// queue for it overflow and the server drop it (4008); once the consumer
+/// reads again, the engine resumes from its cursor and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_dropped_by_the_server_and_resumes_without_loss() {
+    let server = holdline_server::start(holdline_server::ServerConfig {
+        tokens: vec![TOKEN.to_owned()],
+        retain: 100_000,
+        heartbeat: Duration::from_millis(250),
+        send_queue: 8,
+        ..holdline_server::ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut config = fast_config(&server.url(), TOKEN);
+    config.delivery_buffer = 1;
+    let (engine, mut deliveries) = open_engine(config);
+    let mut events = engine.events();
+    engine
+        .subscribe("bulk", StartFrom::Beginning)
+        .await
+        .unwrap();
+    engine.connect().await.unwrap();
+    wait_state(&mut events, "open", is_open).await;
+    let payload = "x".repeat(1000);
+    let total = 20_000u64;
+    for n in 1..=total {
+        let data = serde_json::value::RawValue::from_string(format!(
+            "{{\"n\":{n},\"pad\":\"{payload}\"}}"
+        ))
+        .unwrap();
+        server.publish("bulk", &data).unwrap();
+    }
+    within(WAIT, "the server to drop the slow consumer", async {
+        while server.stats().slow_consumers == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let mut seen = Seen::default();
+    collect_until(&mut deliveries, &mut seen, total as usize).await;
+    assert_eq!(seen.feed("bulk"), seqs(1..=total));
+    let snapshot = engine.snapshot().await.unwrap();
+    assert_eq!(snapshot.feeds[0].stats.gaps, 0);
+    engine.shutdown().await;
+}

@@ -138,6 +138,15 @@ impl ServerFrame {
 }
 
 impl ClientFrame {
+    pub fn id(&self) -> &str {
+        match self {
+            ClientFrame::Subscribe(f) => &f.id,
+            ClientFrame::Unsubscribe(f) => &f.id,
+            ClientFrame::Publish(f) => &f.id,
+            ClientFrame::Ping(f) => &f.id,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
     }

@@ -181,6 +181,7 @@ impl Connection {
                 },
                 () = self.overflowed.notified() => {
                     warn!(client = self.client_id, "slow consumer: closing with 4008");
+                    self.shared.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
                     self.close(CloseCode::from(holdline_protocol::close::SLOW_CONSUMER),
                         "slow consumer: backlog dropped").await;
                     return "slow consumer";
@@ -257,7 +258,10 @@ impl Connection {
         match message {
             Message::Text(text) => {
                 if text.len() > self.shared.config.max_frame_bytes {
-                    let id = decode_client_frame(&text).err().and_then(|m| m.id);
+                    let id = match decode_client_frame(&text) {
+                        Ok(frame) => Some(frame.id().to_owned()),
+                        Err(malformed) => malformed.id,
+                    };
                     return vec![error(
                         id,
                         error_code::TOO_LARGE,

@@ -56,6 +56,7 @@ pub(crate) struct Stats {
     pub handshakes: AtomicU64,
     pub refused: AtomicU64,
     pub connections: AtomicU64,
+    pub slow_consumers: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +67,8 @@ pub struct ServerStats {
     pub refused: u64,
     /// Clients connected now.
     pub connections: u64,
+    /// Clients closed with 4008 because their send queue overflowed.
+    pub slow_consumers: u64,
 }
 
 pub(crate) struct Shared {
@@ -169,12 +172,16 @@ async fn accept_loop(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(connection::serve(
-                        stream,
-                        peer,
-                        shared.clone(),
-                        shutdown.clone(),
-                        control.subscribe(),
+                    let span = tracing::info_span!("client", %peer);
+                    connections.spawn(tracing::Instrument::instrument(
+                        connection::serve(
+                            stream,
+                            peer,
+                            shared.clone(),
+                            shutdown.clone(),
+                            control.subscribe(),
+                        ),
+                        span,
                     ));
                 }
                 Err(err) => {
@@ -234,6 +241,7 @@ impl RunningServer {
             handshakes: stats.handshakes.load(Ordering::Relaxed),
             refused: stats.refused.load(Ordering::Relaxed),
             connections: stats.connections.load(Ordering::Relaxed),
+            slow_consumers: stats.slow_consumers.load(Ordering::Relaxed),
         }
     }
 
