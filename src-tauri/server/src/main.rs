@@ -82,34 +82,59 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let mut signals = match Signals::register() {
+        Ok(signals) => signals,
+        Err(err) => {
+            eprintln!("holdline-server: cannot handle signals: {err}");
+            return ExitCode::from(1);
+        }
+    };
     let addr: SocketAddr = server.local_addr();
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "listening ws://{addr}");
     let _ = stdout.flush();
-    wait_for_signal().await;
+    signals.recv().await;
     tracing::info!("signal received: closing every client with 1001");
     server.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// Signal handlers are registered before the address is announced, so a
+/// supervisor that signals right after reading it is never too early.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => {}
+                _ = self.interrupt.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
