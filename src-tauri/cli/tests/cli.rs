@@ -452,3 +452,57 @@ async fn a_dead_keyring_is_a_clear_error_that_names_the_fix() {
     );
     assert!(!stderr.contains("some-token"));
 }
+
+/// A server that selects no `holdline.v1`: frames are printed raw.
+#[tokio::test]
+async fn tail_prints_raw_frames_from_a_server_without_the_subprotocol() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut peer) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                let _ = peer.send(Message::text("plain text")).await;
+                let _ = peer.send(Message::binary(vec![0xde, 0xad])).await;
+                let _ = peer.send(Message::text("{\"type\":\"event\"}")).await;
+                futures_util::StreamExt::for_each(peer, |_| async {}).await;
+            });
+        }
+    });
+    let state = tempfile::tempdir().unwrap();
+    let mut child = cli()
+        .args([
+            "tail",
+            &format!("ws://{addr}"),
+            "--feed",
+            "ignored",
+            "--state-dir",
+        ])
+        .arg(state.path())
+        .spawn()
+        .unwrap();
+    let mut stdout = lines(child.stdout.take().unwrap());
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let line = within(WAIT, "a raw line", stdout.next_line())
+            .await
+            .unwrap()
+            .unwrap();
+        got.push(serde_json::from_str::<Value>(&line).unwrap());
+    }
+    assert_eq!(
+        got,
+        [
+            serde_json::json!({"kind":"raw","text":"plain text"}),
+            serde_json::json!({"kind":"raw","hex":"dead"}),
+            serde_json::json!({"kind":"raw","text":"{\"type\":\"event\"}"}),
+        ]
+    );
+    kill_term(&child);
+    let status = within(WAIT, "exit", child.wait()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+}
