@@ -1,0 +1,253 @@
+//! Every command the UI can invoke. Each validates its input and returns
+//! data or an `AppError` with a stable `code`.
+
+use std::sync::Arc;
+
+use holdline_engine::{PublishAck, Token};
+use holdline_storage::{HistoryPage, HistoryQuery};
+use serde_json::value::RawValue;
+use tauri::ipc::Channel;
+use tauri::{AppHandle, Runtime, State};
+
+use crate::dto::{AppSnapshot, ExportResult, Preferences, ServerInfo, ServerInput, UiBatch};
+use crate::error::{AppError, AppResult};
+use crate::hub::Hub;
+
+type HubState<'a> = State<'a, Arc<Hub>>;
+
+/// Tokens longer than this are not tokens.
+const MAX_TOKEN_BYTES: usize = 8192;
+const MAX_PUBLISH_BYTES: usize = 4 << 20;
+
+async fn info(hub: &Hub, id: &str) -> AppResult<ServerInfo> {
+    hub.server_infos()
+        .await
+        .into_iter()
+        .find(|s| s.entry.id == id)
+        .ok_or_else(|| AppError::UnknownServer { id: id.into() })
+}
+
+#[tauri::command]
+pub async fn servers_list(hub: HubState<'_>) -> AppResult<Vec<ServerInfo>> {
+    Ok(hub.server_infos().await)
+}
+
+#[tauri::command]
+pub async fn server_save(hub: HubState<'_>, server: ServerInput) -> AppResult<ServerInfo> {
+    let entry = hub.save_server(server.id, server.name, &server.url)?;
+    info(&hub, &entry.id).await
+}
+
+#[tauri::command]
+pub async fn server_remove(hub: HubState<'_>, id: String) -> AppResult<()> {
+    hub.remove_server(&id).await
+}
+
+/// Saves the server, keeps the token (keyring when `remember`), makes the
+/// server active and connects.
+#[tauri::command]
+pub async fn login(
+    hub: HubState<'_>,
+    url: String,
+    token: String,
+    remember: bool,
+    name: Option<String>,
+) -> AppResult<ServerInfo> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(AppError::invalid("the token is empty"));
+    }
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(AppError::invalid("the token is longer than 8 KiB"));
+    }
+    let entry = hub.save_server(None, name, &url)?;
+    hub.store_token(&entry, Token::new(token), remember)?;
+    hub.activate(&entry.id).await?;
+    info(&hub, &entry.id).await
+}
+
+#[tauri::command]
+pub async fn logout(hub: HubState<'_>, id: String) -> AppResult<()> {
+    let entry = hub.server(&id)?;
+    if hub.active_id().await.as_deref() == Some(id.as_str()) {
+        hub.deactivate().await?;
+    }
+    hub.forget_token(&entry)
+}
+
+#[tauri::command]
+pub async fn connect(hub: HubState<'_>, id: Option<String>) -> AppResult<()> {
+    let id = match id {
+        Some(id) => id,
+        None => hub.active_id().await.ok_or(AppError::NoActiveServer)?,
+    };
+    hub.activate(&id).await.map(|_| ())
+}
+
+#[tauri::command]
+pub async fn disconnect(hub: HubState<'_>) -> AppResult<()> {
+    hub.deactivate().await
+}
+
+#[tauri::command]
+pub async fn reconnect_now(hub: HubState<'_>) -> AppResult<()> {
+    let engine = hub.engine().await?;
+    engine.connect().await?;
+    engine.reconnect_now().await?;
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn subscribe(hub: HubState<'_>, feed: String, from_start: Option<bool>) -> AppResult<()> {
+    holdline_engine::validate_feed_name(&feed)
+        .map_err(|e| AppError::invalid(format!("invalid feed name: {e}")))?;
+    hub.subscribe(&feed, from_start.unwrap_or(false)).await
+}
+
+#[tauri::command]
+pub async fn unsubscribe(hub: HubState<'_>, feed: String) -> AppResult<()> {
+    holdline_engine::validate_feed_name(&feed)
+        .map_err(|e| AppError::invalid(format!("invalid feed name: {e}")))?;
+    hub.unsubscribe(&feed).await
+}
+
+/// Queues a publish and resolves with its ack. Bad JSON, a bad feed or id,
+/// and a full outbox are refused at once.
+#[tauri::command]
+pub async fn publish(
+    hub: HubState<'_>,
+    feed: String,
+    data: String,
+    id: Option<String>,
+) -> AppResult<PublishAck> {
+    if data.len() > MAX_PUBLISH_BYTES {
+        return Err(AppError::invalid("the message is larger than 4 MiB"));
+    }
+    let data: Box<RawValue> = serde_json::from_str(&data)
+        .map_err(|e| AppError::invalid(format!("the message is not valid JSON: {e}")))?;
+    let engine = hub.engine().await?;
+    let pending = engine.publish(&feed, data, id).await?;
+    Ok(pending.await?)
+}
+
+#[tauri::command]
+pub async fn snapshot(hub: HubState<'_>) -> AppResult<AppSnapshot> {
+    let engine = match hub.engine().await {
+        Ok(engine) => engine.snapshot().await.ok(),
+        Err(_) => None,
+    };
+    let history = hub
+        .db
+        .query_history(&HistoryQuery {
+            limit: Some(50),
+            ..HistoryQuery::default()
+        })?
+        .rows;
+    Ok(AppSnapshot {
+        servers: hub.server_infos().await,
+        active_server: hub.active_id().await,
+        engine,
+        subscribed: hub.subscribed().await,
+        recent: hub.outbound.recent(),
+        history,
+        preferences: hub.preferences(),
+        keyring: hub.keyring_status(),
+    })
+}
+
+/// Attaches a window's channel: from now on it receives every item.
+#[tauri::command]
+pub async fn events_attach(hub: HubState<'_>, channel: Channel<UiBatch>) -> AppResult<()> {
+    hub.outbound.attach(channel);
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn history_query(hub: HubState<'_>, query: HistoryQuery) -> AppResult<HistoryPage> {
+    let db = hub.db.clone();
+    tokio::task::spawn_blocking(move || db.query_history(&query))
+        .await
+        .map_err(|e| AppError::invalid(e.to_string()))?
+        .map_err(Into::into)
+}
+
+/// Writes the matching history as JSON lines to `path`, or to a file the
+/// user picks when no path is given.
+#[tauri::command]
+pub async fn history_export<R: Runtime>(
+    app: AppHandle<R>,
+    hub: HubState<'_>,
+    query: HistoryQuery,
+    path: Option<String>,
+) -> AppResult<ExportResult> {
+    let path = match path {
+        Some(path) => std::path::PathBuf::from(path),
+        None => {
+            use tauri_plugin_dialog::DialogExt;
+            let picked = app
+                .dialog()
+                .file()
+                .set_file_name("holdline-history.jsonl")
+                .add_filter("JSON lines", &["jsonl"])
+                .blocking_save_file();
+            match picked.map(|p| p.into_path()) {
+                Some(Ok(path)) => path,
+                Some(Err(e)) => {
+                    return Err(AppError::Export {
+                        message: e.to_string(),
+                    });
+                }
+                None => {
+                    return Ok(ExportResult {
+                        path: None,
+                        count: 0,
+                    });
+                }
+            }
+        }
+    };
+    let db = hub.db.clone();
+    let target = path.clone();
+    let count = tokio::task::spawn_blocking(move || db.export_history(&query, &target))
+        .await
+        .map_err(|e| AppError::Export {
+            message: e.to_string(),
+        })??;
+    Ok(ExportResult {
+        path: Some(path.display().to_string()),
+        count,
+    })
+}
+
+#[tauri::command]
+pub async fn settings_get(hub: HubState<'_>) -> AppResult<Preferences> {
+    Ok(hub.preferences())
+}
+
+#[tauri::command]
+pub async fn settings_save(hub: HubState<'_>, preferences: Preferences) -> AppResult<Preferences> {
+    if !matches!(preferences.theme.as_str(), "system" | "light" | "dark") {
+        return Err(AppError::invalid("theme is one of system, light, dark"));
+    }
+    for (name, value, range) in [
+        ("heartbeat_ms", preferences.heartbeat_ms, 250..=300_000),
+        (
+            "backoff_initial_ms",
+            preferences.backoff_initial_ms,
+            10..=600_000,
+        ),
+        ("backoff_max_ms", preferences.backoff_max_ms, 10..=3_600_000),
+    ] {
+        if let Some(value) = value
+            && !range.contains(&value)
+        {
+            return Err(AppError::invalid(format!(
+                "{name} must be within {}..={}",
+                range.start(),
+                range.end()
+            )));
+        }
+    }
+    hub.save_preferences(&preferences)?;
+    Ok(preferences)
+}

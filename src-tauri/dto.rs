@@ -1,0 +1,194 @@
+//! What crosses the IPC boundary, in both directions.
+
+use holdline_engine::{ConnectionState, Delivery, EngineEvent, RawFrame, Snapshot};
+use holdline_storage::HistoryRow;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// A server the user can connect to. The token is never part of it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerEntry {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    /// The embedded Local demo: cannot be removed, needs no login.
+    #[serde(default)]
+    pub builtin: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerInfo {
+    #[serde(flatten)]
+    pub entry: ServerEntry,
+    /// A token is available (keyring, session, or built in).
+    pub has_token: bool,
+    /// The token lives in memory only, for this session.
+    pub session_only: bool,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerInput {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub url: String,
+}
+
+/// Settings the user can change; stored with tauri-plugin-store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Preferences {
+    pub theme: String,
+    pub heartbeat_ms: Option<u64>,
+    pub backoff_initial_ms: Option<u64>,
+    pub backoff_max_ms: Option<u64>,
+    /// Extra CA file for wss:// servers with a private CA.
+    pub extra_ca_file: Option<String>,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Preferences {
+            theme: "system".into(),
+            heartbeat_ms: None,
+            backoff_initial_ms: None,
+            backoff_max_ms: None,
+            extra_ca_file: None,
+        }
+    }
+}
+
+/// One item pushed to the UI.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum UiItem {
+    Event {
+        feed: String,
+        seq: u64,
+        epoch: String,
+        ts: i64,
+        data: Box<RawValue>,
+    },
+    Gap {
+        feed: String,
+        from: u64,
+        to: u64,
+    },
+    Reset {
+        feed: String,
+        epoch: String,
+    },
+    Raw {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hex: Option<String>,
+    },
+    State {
+        state: ConnectionState,
+    },
+    History {
+        entry: HistoryRowLite,
+    },
+    Publish {
+        update: holdline_engine::PublishUpdate,
+    },
+}
+
+/// A live history entry, shaped like a stored row.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryRowLite {
+    pub at_ms: i64,
+    pub kind: serde_json::Value,
+    pub level: serde_json::Value,
+    pub message: String,
+    pub details: serde_json::Value,
+}
+
+impl UiItem {
+    pub fn from_delivery(delivery: Delivery) -> UiItem {
+        match delivery {
+            Delivery::Event(e) => UiItem::Event {
+                feed: e.feed.to_string(),
+                seq: e.seq,
+                epoch: e.epoch.to_string(),
+                ts: e.ts,
+                data: e.data,
+            },
+            Delivery::Gap { feed, from, to, .. } => UiItem::Gap {
+                feed: feed.to_string(),
+                from,
+                to,
+            },
+            Delivery::Reset { feed, epoch } => UiItem::Reset {
+                feed: feed.to_string(),
+                epoch: epoch.to_string(),
+            },
+            Delivery::Raw(RawFrame::Text(text)) => UiItem::Raw {
+                text: Some(text),
+                hex: None,
+            },
+            Delivery::Raw(RawFrame::Binary(bytes)) => UiItem::Raw {
+                text: None,
+                hex: Some(bytes.iter().map(|b| format!("{b:02x}")).collect()),
+            },
+        }
+    }
+
+    pub fn from_event(event: EngineEvent) -> UiItem {
+        match event {
+            EngineEvent::State(state) => UiItem::State { state },
+            EngineEvent::History(entry) => UiItem::History {
+                entry: HistoryRowLite {
+                    at_ms: entry.at_ms,
+                    kind: serde_json::to_value(entry.kind).unwrap_or_default(),
+                    level: serde_json::to_value(entry.level).unwrap_or_default(),
+                    message: entry.message,
+                    details: entry.details,
+                },
+            },
+            EngineEvent::Publish(update) => UiItem::Publish { update },
+        }
+    }
+
+    pub fn is_delivery(&self) -> bool {
+        matches!(
+            self,
+            UiItem::Event { .. } | UiItem::Gap { .. } | UiItem::Reset { .. } | UiItem::Raw { .. }
+        )
+    }
+}
+
+/// One Channel message: a batch of items, already JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct UiBatch {
+    pub items: Vec<Box<RawValue>>,
+    /// Items dropped since the last batch because the UI fell behind.
+    pub dropped: u64,
+}
+
+/// Everything the UI needs to rebuild itself after a reload.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppSnapshot {
+    pub servers: Vec<ServerInfo>,
+    pub active_server: Option<String>,
+    pub engine: Option<Snapshot>,
+    pub subscribed: Vec<String>,
+    pub recent: Vec<Box<RawValue>>,
+    pub history: Vec<HistoryRow>,
+    pub preferences: Preferences,
+    pub keyring: KeyringStatus,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyringStatus {
+    pub available: bool,
+    /// What is wrong and how to fix it, when not available.
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportResult {
+    pub path: Option<String>,
+    pub count: u64,
+}

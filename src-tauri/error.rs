@@ -1,0 +1,99 @@
+//! The one error type of the shell's commands. It serializes as
+//! `{"code": …, "message": …}`: the UI branches on `code`, shows `message`.
+
+use holdline_credentials::CredentialError;
+use holdline_engine::{EngineError, PublishError, UrlError};
+use holdline_storage::StorageError;
+use serde::ser::SerializeStruct;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The engine's own text, shown as is (URL errors name ws:// and wss://).
+    #[error("{0}")]
+    InvalidUrl(#[from] UrlError),
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    #[error("{message}")]
+    InvalidInput { message: String },
+    #[error("no server with id {id:?}")]
+    UnknownServer { id: String },
+    #[error("no server is active; log in to one first")]
+    NoActiveServer,
+    #[error("{0}")]
+    Keyring(CredentialError),
+    #[error("{0}")]
+    Publish(#[from] PublishError),
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error("settings could not be saved: {message}")]
+    Settings { message: String },
+    #[error("{message}")]
+    Export { message: String },
+}
+
+impl AppError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        AppError::InvalidInput {
+            message: message.into(),
+        }
+    }
+
+    /// Stable identifiers the UI may branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::InvalidUrl(_) => "invalid_url",
+            AppError::Engine(e) => match e {
+                EngineError::InvalidUrl { .. } => "invalid_url",
+                EngineError::InvalidFeed { .. } => "invalid_feed",
+                EngineError::InvalidId { .. } => "invalid_id",
+                EngineError::OutboxFull { .. } => "outbox_full",
+                EngineError::TooLarge { .. } => "too_large",
+                EngineError::RawMode => "raw_mode",
+                EngineError::Storage { .. } => "storage",
+                EngineError::Stopped => "engine_stopped",
+            },
+            AppError::InvalidInput { .. } => "invalid_input",
+            AppError::UnknownServer { .. } => "unknown_server",
+            AppError::NoActiveServer => "no_active_server",
+            AppError::Keyring(CredentialError::Unavailable { .. }) => "keyring_unavailable",
+            AppError::Keyring(CredentialError::Refused { .. }) => "keyring_refused",
+            AppError::Publish(PublishError::Rejected { .. }) => "publish_rejected",
+            AppError::Publish(PublishError::Stopped) => "engine_stopped",
+            AppError::Storage(_) => "storage",
+            AppError::Settings { .. } => "settings",
+            AppError::Export { .. } => "export",
+        }
+    }
+}
+
+impl From<CredentialError> for AppError {
+    fn from(err: CredentialError) -> Self {
+        AppError::Keyring(err)
+    }
+}
+
+impl serde::Serialize for AppError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut state = serializer.serialize_struct("AppError", 2)?;
+        state.serialize_field("code", self.code())?;
+        state.serialize_field("message", &self.to_string())?;
+        state.end()
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_serialize_with_a_code_and_the_message() {
+        let err = AppError::from(holdline_engine::FeedUrl::parse("http://x").unwrap_err());
+        let json = serde_json::to_value(&err).unwrap();
+        assert_eq!(json["code"], "invalid_url");
+        assert!(json["message"].as_str().unwrap().contains("ws://"));
+        let full = AppError::from(EngineError::OutboxFull { capacity: 3 });
+        assert_eq!(serde_json::to_value(&full).unwrap()["code"], "outbox_full");
+    }
+}

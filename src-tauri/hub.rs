@@ -1,0 +1,484 @@
+//! The shell's state: the saved servers, the active server's engine and the
+//! tasks that carry its deliveries and events to the UI, the history and
+//! the cursor store. The engine does the connection work; this only wires.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use holdline_engine::{
+    BackoffConfig, Engine, EngineConfig, FeedUrl, HistoryEntry, HistoryKind, Level, StartFrom,
+    Stores, Token,
+};
+use holdline_storage::{Database, SqliteCursorStore, SqliteOutboxStore};
+use serde_json::json;
+use tokio::task::JoinHandle;
+
+use crate::dto::{KeyringStatus, Preferences, ServerEntry, ServerInfo, UiItem};
+use crate::error::{AppError, AppResult};
+use crate::outbound::Outbound;
+use crate::settings::Settings;
+
+pub const DEMO_ID: &str = "local-demo";
+/// The history's name for entries about the app rather than one server.
+pub const APP_SCOPE: &str = "app";
+
+struct Active {
+    server_id: String,
+    engine: Engine,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+pub struct Hub {
+    pub db: Arc<Database>,
+    pub outbound: Arc<Outbound>,
+    cursors: Arc<SqliteCursorStore>,
+    settings: Settings,
+    demo_url: Option<String>,
+    /// Tokens kept in memory only: the Local demo's, and logins made with
+    /// "remember" off or while no keyring was available.
+    session_tokens: Mutex<HashMap<String, Token>>,
+    active: tokio::sync::Mutex<Option<Active>>,
+    keyring_problem: Mutex<Option<String>>,
+}
+
+impl Hub {
+    pub fn new(db: Arc<Database>, settings: Settings, demo_url: Option<String>) -> Self {
+        let mut session_tokens = HashMap::new();
+        if demo_url.is_some() {
+            session_tokens.insert(DEMO_ID.to_owned(), Token::new(holdline_server::demo::TOKEN));
+        }
+        Hub {
+            cursors: Arc::new(SqliteCursorStore::new(db.clone())),
+            db,
+            outbound: Arc::new(Outbound::default()),
+            settings,
+            demo_url,
+            session_tokens: Mutex::new(session_tokens),
+            active: tokio::sync::Mutex::new(None),
+            keyring_problem: Mutex::new(None),
+        }
+    }
+
+    /// Writes an app-level history entry (storage, settings, triggers with
+    /// no engine to hand them to).
+    pub fn record(
+        &self,
+        kind: HistoryKind,
+        level: Level,
+        message: String,
+        details: serde_json::Value,
+    ) {
+        let entry = HistoryEntry {
+            at_ms: holdline_engine::events::now_ms(),
+            kind,
+            level,
+            message,
+            details,
+        };
+        self.outbound
+            .push(UiItem::from_event(holdline_engine::EngineEvent::History(
+                entry.clone(),
+            )));
+        if let Err(err) = self.db.append_history(APP_SCOPE, &[entry]) {
+            tracing::error!(%err, "history not written");
+        }
+    }
+
+    // ---- servers ------------------------------------------------------
+
+    pub fn servers(&self) -> Vec<ServerEntry> {
+        let mut servers = Vec::new();
+        if let Some(url) = &self.demo_url {
+            servers.push(ServerEntry {
+                id: DEMO_ID.into(),
+                name: "Local demo".into(),
+                url: url.clone(),
+                builtin: true,
+            });
+        }
+        servers.extend(self.settings.servers().into_iter().filter(|s| !s.builtin));
+        servers
+    }
+
+    pub fn server(&self, id: &str) -> AppResult<ServerEntry> {
+        self.servers()
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| AppError::UnknownServer { id: id.into() })
+    }
+
+    pub async fn server_infos(&self) -> Vec<ServerInfo> {
+        let active = self.active_id().await;
+        let session = self
+            .session_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut infos = Vec::new();
+        for entry in self.servers() {
+            let session_only = session.contains_key(&entry.id) && !entry.builtin;
+            let has_token = session.contains_key(&entry.id) || self.keyring_token(&entry).is_some();
+            infos.push(ServerInfo {
+                active: active.as_deref() == Some(entry.id.as_str()),
+                has_token,
+                session_only,
+                entry,
+            });
+        }
+        infos
+    }
+
+    /// Adds or updates a server; the URL is validated by the engine.
+    pub fn save_server(
+        &self,
+        id: Option<String>,
+        name: Option<String>,
+        url: &str,
+    ) -> AppResult<ServerEntry> {
+        let (parsed, _) = FeedUrl::parse(url)?;
+        let mut servers = self.settings.servers();
+        let id = id
+            .or_else(|| {
+                servers
+                    .iter()
+                    .find(|s| s.url == parsed.as_str())
+                    .map(|s| s.id.clone())
+            })
+            .unwrap_or_else(|| {
+                format!(
+                    "srv-{:08x}",
+                    holdline_engine::events::now_ms() as u32 ^ std::process::id()
+                )
+            });
+        if id == DEMO_ID {
+            return Err(AppError::invalid("the Local demo cannot be changed"));
+        }
+        let entry = ServerEntry {
+            id: id.clone(),
+            name: name
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| parsed.host().to_owned()),
+            url: parsed.as_str().to_owned(),
+            builtin: false,
+        };
+        match servers.iter_mut().find(|s| s.id == id) {
+            Some(existing) => *existing = entry.clone(),
+            None => servers.push(entry.clone()),
+        }
+        self.settings.set_servers(&servers)?;
+        Ok(entry)
+    }
+
+    pub async fn remove_server(&self, id: &str) -> AppResult<()> {
+        if id == DEMO_ID {
+            return Err(AppError::invalid("the Local demo cannot be removed"));
+        }
+        let entry = self.server(id)?;
+        if self.active_id().await.as_deref() == Some(id) {
+            self.stop_active().await;
+            self.settings.set_active_server(None)?;
+        }
+        self.forget_token(&entry)?;
+        let servers: Vec<_> = self
+            .settings
+            .servers()
+            .into_iter()
+            .filter(|s| s.id != id)
+            .collect();
+        self.settings.set_servers(&servers)?;
+        Ok(())
+    }
+
+    // ---- tokens -------------------------------------------------------
+
+    fn keyring_token(&self, entry: &ServerEntry) -> Option<Token> {
+        if entry.builtin {
+            return None;
+        }
+        let (url, _) = FeedUrl::parse(&entry.url).ok()?;
+        match holdline_credentials::load(&url) {
+            Ok(token) => token,
+            Err(err) => {
+                *self
+                    .keyring_problem
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(err.to_string());
+                None
+            }
+        }
+    }
+
+    pub fn keyring_status(&self) -> KeyringStatus {
+        let problem = self
+            .keyring_problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        KeyringStatus {
+            available: problem.is_none(),
+            problem,
+        }
+    }
+
+    /// Keeps the token: in the keyring when `remember`, else in memory.
+    /// A keyring failure is returned as is; the UI then offers to keep the
+    /// token for this session only.
+    pub fn store_token(&self, entry: &ServerEntry, token: Token, remember: bool) -> AppResult<()> {
+        if remember {
+            let (url, _) = FeedUrl::parse(&entry.url)?;
+            if let Err(err) = holdline_credentials::store(&url, &token) {
+                *self
+                    .keyring_problem
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(err.to_string());
+                return Err(err.into());
+            }
+            *self
+                .keyring_problem
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = None;
+            self.session_tokens
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&entry.id);
+        } else {
+            self.session_tokens
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(entry.id.clone(), token);
+        }
+        Ok(())
+    }
+
+    pub fn forget_token(&self, entry: &ServerEntry) -> AppResult<()> {
+        self.session_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&entry.id);
+        if !entry.builtin {
+            let (url, _) = FeedUrl::parse(&entry.url)?;
+            holdline_credentials::delete(&url)?;
+        }
+        Ok(())
+    }
+
+    fn token_for(&self, entry: &ServerEntry) -> Option<Token> {
+        let session = self
+            .session_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&entry.id)
+            .cloned();
+        session.or_else(|| self.keyring_token(entry))
+    }
+
+    // ---- the active engine -------------------------------------------
+
+    pub async fn active_id(&self) -> Option<String> {
+        self.active
+            .lock()
+            .await
+            .as_ref()
+            .map(|a| a.server_id.clone())
+    }
+
+    pub async fn engine(&self) -> AppResult<Engine> {
+        self.active
+            .lock()
+            .await
+            .as_ref()
+            .map(|a| a.engine.clone())
+            .ok_or(AppError::NoActiveServer)
+    }
+
+    async fn stop_active(&self) {
+        let previous = self.active.lock().await.take();
+        if let Some(active) = previous {
+            active.engine.shutdown().await;
+            for task in active.tasks {
+                task.abort();
+            }
+            self.outbound.clear_recent();
+        }
+    }
+
+    fn engine_config(&self, url: FeedUrl, token: Option<Token>) -> EngineConfig {
+        let prefs: Preferences = self.settings.preferences();
+        let mut config = EngineConfig::new(url, token);
+        let defaults = BackoffConfig::default();
+        config.backoff.initial = prefs
+            .backoff_initial_ms
+            .map(Duration::from_millis)
+            .unwrap_or(defaults.initial);
+        config.backoff.max = prefs
+            .backoff_max_ms
+            .map(Duration::from_millis)
+            .unwrap_or(defaults.max)
+            .max(config.backoff.initial);
+        if let Some(ms) = prefs.heartbeat_ms {
+            config.heartbeat = holdline_engine::liveness::clamp_heartbeat(ms);
+        }
+        config.extra_ca_file = prefs.extra_ca_file.map(Into::into);
+        config
+    }
+
+    /// Makes `id` the active server (starting its engine if it is not
+    /// already) and connects.
+    pub async fn activate(&self, id: &str) -> AppResult<Engine> {
+        let entry = self.server(id)?;
+        let mut active = self.active.lock().await;
+        if let Some(current) = active.as_ref()
+            && current.server_id == id
+        {
+            let engine = current.engine.clone();
+            drop(active);
+            if let Some(token) = self.token_for(&entry) {
+                engine.set_token(Some(token)).await?;
+            }
+            engine.connect().await?;
+            return Ok(engine);
+        }
+        if let Some(previous) = active.take() {
+            previous.engine.shutdown().await;
+            for task in previous.tasks {
+                task.abort();
+            }
+            self.outbound.clear_recent();
+        }
+        let (url, _) = FeedUrl::parse(&entry.url)?;
+        let server_key = url.server_key().to_owned();
+        let stores = Stores {
+            cursors: self.cursors.clone(),
+            outbox: Arc::new(SqliteOutboxStore::new(self.db.clone(), server_key.clone())),
+        };
+        let config = self.engine_config(url, self.token_for(&entry));
+        let (engine, mut deliveries) = Engine::start(config, stores)?;
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(holdline_storage::record_history(
+            self.db.clone(),
+            server_key,
+            engine.events(),
+        )));
+        let outbound = self.outbound.clone();
+        let mut events = engine.events();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(event) => outbound.push(UiItem::from_event(event)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        }));
+        let outbound = self.outbound.clone();
+        tasks.push(tokio::spawn(async move {
+            // The UI is the consumer: a delivery is handled once it is queued
+            // for every attached window.
+            while let Some(delivery) = deliveries.recv().await {
+                if let Err(err) = deliveries.commit(&delivery) {
+                    tracing::error!(%err, "cursor not saved");
+                }
+                outbound.push(UiItem::from_delivery(delivery));
+            }
+            let _ = deliveries.flush();
+        }));
+        let feeds = self.settings.feeds().get(id).cloned().unwrap_or_default();
+        for feed in &feeds {
+            engine.subscribe(feed, StartFrom::Live).await?;
+        }
+        *active = Some(Active {
+            server_id: id.to_owned(),
+            engine: engine.clone(),
+            tasks,
+        });
+        drop(active);
+        self.settings.set_active_server(Some(id))?;
+        engine.connect().await?;
+        Ok(engine)
+    }
+
+    pub async fn deactivate(&self) -> AppResult<()> {
+        let engine = self.engine().await?;
+        engine.disconnect().await?;
+        Ok(())
+    }
+
+    pub async fn subscribed(&self) -> Vec<String> {
+        match self.active_id().await {
+            Some(id) => self.settings.feeds().get(&id).cloned().unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    pub async fn subscribe(&self, feed: &str, from_start: bool) -> AppResult<()> {
+        let id = self.active_id().await.ok_or(AppError::NoActiveServer)?;
+        let engine = self.engine().await?;
+        let start = if from_start {
+            StartFrom::Beginning
+        } else {
+            StartFrom::Live
+        };
+        engine.subscribe(feed, start).await?;
+        let mut feeds = self.settings.feeds();
+        let list = feeds.entry(id).or_default();
+        if !list.iter().any(|f| f == feed) {
+            list.push(feed.to_owned());
+        }
+        self.settings.set_feeds(&feeds)
+    }
+
+    pub async fn unsubscribe(&self, feed: &str) -> AppResult<()> {
+        let id = self.active_id().await.ok_or(AppError::NoActiveServer)?;
+        self.engine().await?.unsubscribe(feed).await?;
+        let mut feeds = self.settings.feeds();
+        if let Some(list) = feeds.get_mut(&id) {
+            list.retain(|f| f != feed);
+        }
+        self.settings.set_feeds(&feeds)
+    }
+
+    pub fn preferences(&self) -> Preferences {
+        self.settings.preferences()
+    }
+
+    pub fn save_preferences(&self, preferences: &Preferences) -> AppResult<()> {
+        self.settings.set_preferences(preferences)
+    }
+
+    pub fn remembered_active(&self) -> Option<String> {
+        self.settings.active_server()
+    }
+
+    /// Forwards a system trigger to the active engine; with none, the
+    /// trigger is only recorded.
+    pub async fn on_trigger(&self, trigger: holdline_triggers::SystemTrigger) {
+        use holdline_triggers::SystemTrigger;
+        let engine = self.engine().await.ok();
+        match (&trigger, engine) {
+            (SystemTrigger::Wake { .. }, Some(engine)) => {
+                let _ = engine.wake().await;
+            }
+            (SystemTrigger::NetworkChange { .. }, Some(engine)) => {
+                let _ = engine.network_changed().await;
+            }
+            _ => {}
+        }
+        // The engine records what it did; this records what the OS said.
+        let (kind, message) = match &trigger {
+            SystemTrigger::Sleeping { source } => (
+                HistoryKind::Wake,
+                format!("the system is going to sleep ({source})"),
+            ),
+            SystemTrigger::Wake { source, detail } => (
+                HistoryKind::Wake,
+                format!("system wake from {source}: {detail}"),
+            ),
+            SystemTrigger::NetworkChange { detail } => (
+                HistoryKind::NetworkChange,
+                format!("network change: {detail}"),
+            ),
+        };
+        self.record(kind, Level::Info, message, json!({ "trigger": trigger }));
+    }
+}

@@ -1,0 +1,133 @@
+//! The Holdline desktop app: the only code that knows Tauri. It wraps the
+//! engine (`holdline-engine`) in commands, keeps settings, tokens and
+//! history, and streams state to the UI in `ui/`.
+
+mod commands;
+mod dto;
+mod error;
+mod hub;
+mod logs;
+mod outbound;
+mod power;
+mod settings;
+
+use std::sync::Arc;
+
+use holdline_engine::{HistoryKind, Level};
+use holdline_storage::{Database, Recovery};
+use serde_json::json;
+use tauri::{Manager, Runtime};
+
+pub use crate::dto::{AppSnapshot, ServerInfo, UiBatch};
+pub use crate::error::AppError;
+pub use crate::hub::Hub;
+
+/// The builder, for any runtime: `run` passes the real one, tests pass
+/// `tauri::test::mock_builder()`.
+pub fn build<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+    builder
+        .plugin(tauri_plugin_store::Builder::new().build())
+        .plugin(tauri_plugin_dialog::init())
+        .invoke_handler(tauri::generate_handler![
+            commands::servers_list,
+            commands::server_save,
+            commands::server_remove,
+            commands::login,
+            commands::logout,
+            commands::connect,
+            commands::disconnect,
+            commands::reconnect_now,
+            commands::subscribe,
+            commands::unsubscribe,
+            commands::publish,
+            commands::snapshot,
+            commands::events_attach,
+            commands::history_query,
+            commands::history_export,
+            commands::settings_get,
+            commands::settings_save,
+        ])
+        .setup(|app| {
+            let handle = app.handle().clone();
+            tauri::async_runtime::block_on(setup(handle))?;
+            Ok(())
+        })
+}
+
+async fn setup<R: Runtime>(app: tauri::AppHandle<R>) -> Result<(), Box<dyn std::error::Error>> {
+    let data_dir = app.path().app_data_dir()?;
+    let log_dir = app.path().app_log_dir()?;
+    if let Some(guard) = logs::init(&log_dir) {
+        app.manage(LogGuard(guard));
+    }
+    std::fs::create_dir_all(&data_dir)?;
+    let settings_moved = settings::quarantine_if_corrupt(&data_dir.join(settings::FILE));
+    let (db, recovery) = Database::open(data_dir.join("holdline.db"))?;
+    let db = Arc::new(db);
+    let demo = start_demo().await;
+    let demo_url = demo.as_ref().map(|s| s.url());
+    let hub = Arc::new(Hub::new(db, settings::Settings::open(&app)?, demo_url));
+    if let Some(Recovery::MovedAside { to, reason }) = recovery {
+        hub.record(
+            HistoryKind::Storage,
+            Level::Warn,
+            format!(
+                "the database was unreadable ({reason}); moved to {} and started afresh",
+                to.display()
+            ),
+            json!({ "moved_to": to.display().to_string(), "reason": reason }),
+        );
+    }
+    if let Some((to, reason)) = settings_moved {
+        hub.record(
+            HistoryKind::Storage,
+            Level::Warn,
+            format!(
+                "settings.json was unreadable ({reason}); moved to {} and reset",
+                to.display()
+            ),
+            json!({ "moved_to": to.display().to_string(), "reason": reason }),
+        );
+    }
+    if let Some(demo) = demo {
+        app.manage(DemoServer(demo));
+    }
+    tokio::spawn(hub.outbound.clone().run_flusher());
+    power::start(hub.clone());
+    // Come back to the server the user had open, or the Local demo.
+    let start_with = hub
+        .remembered_active()
+        .unwrap_or_else(|| hub::DEMO_ID.to_owned());
+    if let Err(err) = hub.activate(&start_with).await {
+        tracing::warn!(%err, "could not reopen the last server");
+    }
+    app.manage(hub);
+    Ok(())
+}
+
+/// The Local demo: the reference server in-process on a random loopback port.
+async fn start_demo() -> Option<holdline_server::RunningServer> {
+    let config = holdline_server::ServerConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        demo: true,
+        ..holdline_server::ServerConfig::default()
+    };
+    match holdline_server::start(config).await {
+        Ok(server) => Some(server),
+        Err(err) => {
+            tracing::error!(%err, "the Local demo server did not start");
+            None
+        }
+    }
+}
+
+struct DemoServer(#[allow(dead_code)] holdline_server::RunningServer);
+struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+
+pub fn run() {
+    let app = build(tauri::Builder::default());
+    if let Err(err) = app.run(tauri::generate_context!()) {
+        eprintln!("holdline: {err}");
+        std::process::exit(1);
+    }
+}
