@@ -93,6 +93,10 @@ pub enum UiItem {
     Publish {
         update: holdline_engine::PublishUpdate,
     },
+    /// The engine's counters, pushed once a second while a server is active.
+    Stats {
+        snapshot: Snapshot,
+    },
 }
 
 /// A live history entry, shaped like a stored row.

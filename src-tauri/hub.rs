@@ -383,7 +383,37 @@ impl Hub {
             }
             let _ = deliveries.flush();
         }));
-        let feeds = self.settings.feeds().get(id).cloned().unwrap_or_default();
+        let outbound = self.outbound.clone();
+        let observed = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                match observed.snapshot().await {
+                    Ok(snapshot) => outbound.push(UiItem::Stats { snapshot }),
+                    Err(_) => break,
+                }
+            }
+        }));
+        let saved = self.settings.feeds();
+        let feeds = match saved.get(id) {
+            Some(feeds) => feeds.clone(),
+            // A first look at the Local demo should show it moving.
+            None if entry.builtin => {
+                let demo: Vec<String> = [
+                    holdline_server::demo::TICKER,
+                    holdline_server::demo::CHAT,
+                    holdline_server::demo::CLOCK,
+                ]
+                .map(String::from)
+                .to_vec();
+                let mut saved = saved;
+                saved.insert(id.to_owned(), demo.clone());
+                self.settings.set_feeds(&saved)?;
+                demo
+            }
+            None => Vec::new(),
+        };
         for feed in &feeds {
             engine.subscribe(feed, StartFrom::Live).await?;
         }

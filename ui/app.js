@@ -1,0 +1,92 @@
+// Holdline's UI: renders what the backend pushes and sends commands. It
+// keeps no connection, retry, ordering or storage logic of its own.
+
+import { invoke, attach } from './bridge.js';
+import { createServersView } from './views/servers.js';
+import { createFeedsView } from './views/feeds.js';
+import { createLiveView } from './views/live.js';
+import { createPublishView } from './views/publish.js';
+import { createLogView } from './views/log.js';
+import { createStatusView } from './views/status.js';
+import { $ } from './views/dom.js';
+
+const views = {};
+
+function applyTheme(theme) {
+  document.documentElement.dataset.theme = theme && theme !== 'system' ? theme : '';
+}
+
+function handleItems(items, dropped) {
+  for (const item of items) {
+    switch (item.t) {
+      case 'event': case 'gap': case 'reset': case 'raw':
+        views.live.add(item);
+        views.feeds.onDelivery(item);
+        break;
+      case 'state':
+        views.status.setState(item.state);
+        views.servers.onState(item.state);
+        break;
+      case 'history':
+        views.log.onLive(item.entry);
+        break;
+      case 'publish':
+        views.publish.onUpdate(item.update);
+        break;
+      case 'stats':
+        views.feeds.onStats(item.snapshot);
+        views.status.onStats(item.snapshot);
+        break;
+    }
+  }
+  if (dropped) views.live.noteDropped(dropped);
+}
+
+async function rebuild() {
+  const snap = await invoke('snapshot');
+  applyTheme(snap.preferences?.theme);
+  views.servers.render(snap.servers, snap.keyring);
+  views.feeds.reset(snap.subscribed, snap.engine);
+  views.live.reset(snap.recent, snap.subscribed);
+  views.status.setState(snap.engine?.state ?? { state: 'idle' });
+  views.status.onStats(snap.engine);
+  views.status.setServer(snap.servers.find((s) => s.active));
+  views.publish.reset(snap.engine?.outbox ?? [], snap.subscribed);
+  views.log.reset();
+}
+
+function setupTabs() {
+  const tabs = ['live', 'publish', 'log'];
+  const select = (name) => {
+    for (const tab of tabs) {
+      const on = tab === name;
+      $(`#tab-${tab}`).setAttribute('aria-selected', String(on));
+      $(`#view-${tab}`).hidden = !on;
+    }
+    if (name === 'log') views.log.show();
+  };
+  for (const tab of tabs) $(`#tab-${tab}`).addEventListener('click', () => select(tab));
+  document.addEventListener('keydown', (e) => {
+    if (e.altKey && ['1', '2', '3'].includes(e.key)) select(tabs[Number(e.key) - 1]);
+  });
+}
+
+async function main() {
+  const context = { invoke, rebuild, announce: (text) => views.status.announce(text) };
+  views.status = createStatusView(context);
+  views.servers = createServersView(context);
+  views.feeds = createFeedsView(context);
+  views.live = createLiveView(context);
+  views.publish = createPublishView(context);
+  views.log = createLogView(context);
+  setupTabs();
+  // Attach first, then rebuild: nothing pushed in between is lost, and the
+  // snapshot's recent deliveries are de-duplicated by the live view.
+  await attach(handleItems);
+  await rebuild();
+}
+
+main().catch((err) => {
+  document.body.insertAdjacentHTML('afterbegin',
+    `<p class="fatal" role="alert">Holdline could not start its UI: ${String(err?.message ?? err)}</p>`);
+});

@@ -1,0 +1,21 @@
+// The only module that touches Tauri. Every view talks to the backend
+// through these three functions, so the views also run in a plain browser
+// against a fake bridge (tests set window.__HOLDLINE_FAKE_BRIDGE__).
+
+const fake = globalThis.__HOLDLINE_FAKE_BRIDGE__;
+const tauri = globalThis.__TAURI__;
+
+/** Calls a backend command; rejects with {code, message}. */
+export async function invoke(command, args = {}) {
+  if (fake) return fake.invoke(command, args);
+  if (!tauri) throw { code: 'no_backend', message: 'Holdline UI needs the Holdline app (or a fake bridge).' };
+  return tauri.core.invoke(command, args);
+}
+
+/** Attaches to the backend's push stream; `onBatch` gets arrays of items. */
+export async function attach(onBatch) {
+  if (fake) return fake.attach(onBatch);
+  const channel = new tauri.core.Channel();
+  channel.onmessage = (batch) => onBatch(batch.items, batch.dropped);
+  await tauri.core.invoke('events_attach', { channel });
+}

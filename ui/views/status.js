@@ -1,0 +1,83 @@
+// The status bar: state, attempt, live countdown to the next retry, RTT,
+// "Reconnect now", and an ARIA live region that announces state changes.
+
+import { $ } from './dom.js';
+
+export function createStatusView({ invoke }) {
+  const stateNode = $('#state');
+  const detail = $('#state-detail');
+  const dot = $('#state-dot');
+  const rtt = $('#rtt');
+  const announcer = $('#announcer');
+  let current = { state: 'idle' };
+  let countdown = null;
+
+  $('#reconnect-now').addEventListener('click', () => {
+    invoke('reconnect_now').catch((err) => announce(err.message));
+  });
+
+  function announce(text) {
+    announcer.textContent = text;
+  }
+
+  function describe(s) {
+    switch (s.state) {
+      case 'connecting': return `attempt ${s.attempt}`;
+      case 'open': return s.raw ? 'raw mode (server does not speak holdline.v1)' : '';
+      case 'backoff': {
+        const left = Math.max(0, s.retry_at_ms - Date.now()) / 1000;
+        return `attempt ${s.attempt} · retry in ${left.toFixed(1)} s · ${causeText(s.cause)}`;
+      }
+      case 'needs_login': return s.reason;
+      case 'stopped': return s.reason;
+      default: return '';
+    }
+  }
+
+  function setState(s) {
+    const changed = s.state !== current.state;
+    current = s;
+    stateNode.textContent = s.state;
+    dot.dataset.state = s.state;
+    detail.textContent = describe(s);
+    clearInterval(countdown);
+    if (s.state === 'backoff') countdown = setInterval(() => { detail.textContent = describe(current); }, 100);
+    if (changed) announce(`Connection ${s.state.replace('_', ' ')}${detail.textContent ? ': ' + detail.textContent : ''}`);
+  }
+
+  return {
+    setState,
+    announce,
+    onStats(snapshot) {
+      rtt.textContent = snapshot?.rtt_ms != null ? `RTT ${snapshot.rtt_ms.toFixed(1)} ms` : '';
+    },
+    setServer(server) {
+      $('#server-label').textContent = server ? `${server.name} · ${server.url}` : '';
+    },
+  };
+}
+
+export function causeText(cause) {
+  if (!cause) return '';
+  switch (cause.kind) {
+    case 'closed': return `server closed with ${cause.code}${cause.reason ? ': ' + cause.reason : ''}`;
+    case 'connection_lost': return `connection lost (1006): ${cause.detail}`;
+    case 'heartbeat_timeout': return `heartbeat timeout (${cause.silent_ms} ms silent)`;
+    case 'probe_failed': return `no answer after ${cause.trigger.replace('_', ' ')}`;
+    case 'no_welcome': return 'no welcome from the server';
+    case 'protocol': return `protocol error: ${cause.detail}`;
+    case 'connect': return connectErrorText(cause.error);
+    default: return cause.kind.replace('_', ' ');
+  }
+}
+
+function connectErrorText(e) {
+  switch (e.kind) {
+    case 'refused': return `connection to ${e.addr} refused`;
+    case 'dns': return `DNS lookup of ${e.host} failed`;
+    case 'timeout': return `timed out while ${e.stage}`;
+    case 'tls': return `TLS: ${e.detail}`;
+    case 'http_status': return `HTTP ${e.status}${e.retry_after_s ? ` (Retry-After ${e.retry_after_s} s)` : ''}`;
+    default: return e.detail ?? e.kind;
+  }
+}
