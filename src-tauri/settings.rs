@@ -108,3 +108,25 @@ impl Settings {
         self.set("preferences", preferences)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corrupt_settings_file_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        std::fs::write(&path, b"{\"servers\": [").unwrap();
+        let (to, reason) = quarantine_if_corrupt(&path).expect("moved");
+        assert!(!path.exists());
+        assert_eq!(std::fs::read(&to).unwrap(), b"{\"servers\": [");
+        assert!(reason.contains("EOF"), "{reason}");
+        std::fs::write(&path, b"{\"servers\": []}").unwrap();
+        assert_eq!(quarantine_if_corrupt(&path), None);
+        assert_eq!(
+            quarantine_if_corrupt(&dir.path().join("missing.json")),
+            None
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! The desktop shell with `tauri::test`'s mock runtime: commands invoked
+//! over IPC exactly as the UI invokes them, against a real reference server.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{INVOKE_KEY, get_ipc_response, mock_builder, mock_context, noop_assets};
+use tauri::webview::InvokeRequest;
+
+fn call(
+    webview: &tauri::WebviewWindow<tauri::test::MockRuntime>,
+    cmd: &str,
+    args: Value,
+) -> Result<Value, Value> {
+    get_ipc_response(
+        webview,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|body| body.deserialize::<Value>().unwrap())
+}
+
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn commands_validate_input_and_drive_the_engine() {
+    let home = tempfile::tempdir().unwrap();
+    // One test in this binary, before any thread starts: setting the
+    // environment is sound here.
+    unsafe {
+        std::env::set_var("HOME", home.path());
+        std::env::set_var("XDG_DATA_HOME", home.path().join("data"));
+        std::env::set_var("XDG_CONFIG_HOME", home.path().join("config"));
+    }
+    let server =
+        tauri::async_runtime::block_on(holdline_server::start(holdline_server::ServerConfig {
+            tokens: vec!["shell-token".into()],
+            ..Default::default()
+        }))
+        .unwrap();
+    let mut app = holdline_app::build(mock_builder())
+        .build(mock_context(noop_assets()))
+        .expect("the app builds on the mock runtime");
+    // Setup (database, Local demo, hub) runs on the first loop iteration.
+    app.run_iteration(|_, _| {});
+    let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+
+    // Out of the box: the Local demo, first and active.
+    let servers = call(&webview, "servers_list", json!({})).unwrap();
+    assert_eq!(servers[0]["name"], "Local demo");
+    assert_eq!(servers[0]["builtin"], true);
+    assert_eq!(servers[0]["active"], true);
+
+    // Bad input: clear errors with stable codes, the engine's text as is.
+    let bad_url = call(
+        &webview,
+        "login",
+        json!({"url": "https://x", "token": "t", "remember": false}),
+    )
+    .unwrap_err();
+    assert_eq!(bad_url["code"], "invalid_url");
+    assert!(
+        bad_url["message"].as_str().unwrap().contains("ws://"),
+        "{bad_url}"
+    );
+    let empty = call(
+        &webview,
+        "login",
+        json!({"url": server.url(), "token": "  ", "remember": false}),
+    )
+    .unwrap_err();
+    assert_eq!(empty["code"], "invalid_input");
+    let theme = call(
+        &webview,
+        "settings_save",
+        json!({"preferences": {"theme": "neon"}}),
+    )
+    .unwrap_err();
+    assert_eq!(theme["code"], "invalid_input");
+    let range = call(
+        &webview,
+        "settings_save",
+        json!({"preferences": {"theme": "dark", "heartbeat_ms": 5}}),
+    )
+    .unwrap_err();
+    assert!(
+        range["message"].as_str().unwrap().contains("heartbeat_ms"),
+        "{range}"
+    );
+
+    // Log in (session-only token) to the test server; it becomes active.
+    let info = call(
+        &webview,
+        "login",
+        json!({"url": server.url(), "token": "shell-token", "remember": false, "name": "Test"}),
+    )
+    .unwrap();
+    assert_eq!(
+        (info["active"].as_bool(), info["session_only"].as_bool()),
+        (Some(true), Some(true))
+    );
+    wait_for("state open", || {
+        let snapshot = call(&webview, "snapshot", json!({})).unwrap();
+        snapshot["engine"]["state"]["state"] == "open" && snapshot["active_server"] == info["id"]
+    });
+
+    let bad_feed = call(&webview, "subscribe", json!({"feed": "has space"})).unwrap_err();
+    assert_eq!(bad_feed["code"], "invalid_input");
+    call(
+        &webview,
+        "subscribe",
+        json!({"feed": "shell.feed", "fromStart": true}),
+    )
+    .unwrap();
+    let not_json = call(
+        &webview,
+        "publish",
+        json!({"feed": "shell.feed", "data": "{nope"}),
+    )
+    .unwrap_err();
+    assert_eq!(not_json["code"], "invalid_input");
+    let ack = call(
+        &webview,
+        "publish",
+        json!({"feed": "shell.feed", "data": "{\"n\":1}", "id": "shell-1"}),
+    )
+    .unwrap();
+    assert_eq!(
+        ack,
+        json!({"id": "shell-1", "feed": "shell.feed", "seq": 1})
+    );
+    assert_eq!(server.head("shell.feed").unwrap().1, 1);
+
+    // The subscription is saved and the history is queryable, filtered.
+    let snapshot = call(&webview, "snapshot", json!({})).unwrap();
+    assert_eq!(snapshot["subscribed"], json!(["shell.feed"]));
+    let page = call(
+        &webview,
+        "history_query",
+        json!({"query": {"kinds": ["connected"], "limit": 5}}),
+    )
+    .unwrap();
+    wait_for("recorded history", || {
+        let page = call(
+            &webview,
+            "history_query",
+            json!({"query": {"kinds": ["connected"]}}),
+        )
+        .unwrap();
+        page["rows"].as_array().is_some_and(|rows| !rows.is_empty())
+    });
+    assert!(
+        page["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["kind"] == "connected")
+    );
+    let export_path = home.path().join("export.jsonl");
+    let exported = call(
+        &webview,
+        "history_export",
+        json!({"query": {}, "path": export_path}),
+    )
+    .unwrap();
+    assert!(exported["count"].as_u64().unwrap() > 0);
+
+    // Unknown servers and removing the demo are refused.
+    let unknown = call(&webview, "connect", json!({"id": "nope"})).unwrap_err();
+    assert_eq!(unknown["code"], "unknown_server");
+    let demo = call(&webview, "server_remove", json!({"id": "local-demo"})).unwrap_err();
+    assert_eq!(demo["code"], "invalid_input");
+
+    // The token is in no file the app wrote.
+    for entry in walk(home.path()) {
+        let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap_or_default()).into_owned();
+        assert!(
+            !text.contains("shell-token"),
+            "token in {}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
