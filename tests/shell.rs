@@ -55,7 +55,9 @@ fn commands_validate_input_and_drive_the_engine() {
     let mut app = holdline_app::build(mock_builder())
         .build(mock_context(noop_assets()))
         .expect("the app builds on the mock runtime");
-    // Setup (database, Local demo, hub) runs on the first loop iteration.
+    // Setup (database, Local demo, hub) runs on the first loop iteration;
+    // one iteration, not a loop, so the busy-loop warning does not apply.
+    #[allow(deprecated)]
     app.run_iteration(|_, _| {});
     let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
         .build()
