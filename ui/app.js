@@ -12,8 +12,24 @@ import { $ } from './views/dom.js';
 
 const views = {};
 
+const THEMES = ['system', 'light', 'dark'];
+let preferences = { theme: 'system' };
+
 function applyTheme(theme) {
   document.documentElement.dataset.theme = theme && theme !== 'system' ? theme : '';
+  $('#theme-toggle').textContent = `Theme: ${theme || 'system'}`;
+}
+
+function setupThemeToggle() {
+  $('#theme-toggle').addEventListener('click', async () => {
+    const next = THEMES[(THEMES.indexOf(preferences.theme) + 1) % THEMES.length];
+    try {
+      preferences = await invoke('settings_save', { preferences: { ...preferences, theme: next } });
+      applyTheme(preferences.theme);
+    } catch (err) {
+      views.status.announce(err.message);
+    }
+  });
 }
 
 function handleItems(items, dropped) {
@@ -44,7 +60,8 @@ function handleItems(items, dropped) {
 
 async function rebuild() {
   const snap = await invoke('snapshot');
-  applyTheme(snap.preferences?.theme);
+  preferences = snap.preferences ?? preferences;
+  applyTheme(preferences.theme);
   views.servers.render(snap.servers, snap.keyring);
   views.feeds.reset(snap.subscribed, snap.engine);
   views.live.reset(snap.recent, snap.subscribed);
@@ -80,6 +97,7 @@ async function main() {
   views.publish = createPublishView(context);
   views.log = createLogView(context);
   setupTabs();
+  setupThemeToggle();
   // Attach first, then rebuild: nothing pushed in between is lost, and the
   // snapshot's recent deliveries are de-duplicated by the live view.
   await attach(handleItems);

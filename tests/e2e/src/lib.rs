@@ -1,1 +1,222 @@
-//! See tests/app.rs.
+//! Driving the real desktop app: Xvfb, tauri-driver (in front of
+//! WebKitWebDriver) and a WebDriver session on the app's window.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use holdline_testkit::within;
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A child process killed when dropped.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn app_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join("debug/holdline")
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|path| path.is_file())
+    })
+}
+
+/// What is missing to drive the app here, if anything.
+pub fn missing() -> Option<String> {
+    if !app_binary().is_file() {
+        return Some(format!(
+            "{} (cargo build -p holdline)",
+            app_binary().display()
+        ));
+    }
+    for program in ["tauri-driver", "WebKitWebDriver", "Xvfb"] {
+        if which(program).is_none() {
+            return Some(program.into());
+        }
+    }
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
+        return Some("a D-Bus session with a Secret Service".into());
+    }
+    None
+}
+
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("address").port()
+}
+
+/// The app under Xvfb behind tauri-driver, with `home` as its whole world
+/// (HOME and the XDG directories), and a WebDriver session on its window.
+pub struct DrivenApp {
+    pub client: Client,
+    _driver: Killed,
+    _xvfb: Killed,
+}
+
+impl DrivenApp {
+    pub async fn launch(home: &Path, extra_env: &[(&str, &str)]) -> DrivenApp {
+        // fantoccini's HTTP client takes rustls's process-wide provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut xvfb = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1400x900x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb starts");
+        let mut line = String::new();
+        BufReader::new(xvfb.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("Xvfb names its display");
+        let xvfb = Killed(xvfb);
+        let display = format!(":{}", line.trim());
+        let driver_port = free_port();
+        let native_port = free_port();
+        let mut driver = Command::new("tauri-driver");
+        driver
+            .args([
+                "--port",
+                &driver_port.to_string(),
+                "--native-port",
+                &native_port.to_string(),
+            ])
+            .env("DISPLAY", &display)
+            .env("HOME", home)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in extra_env {
+            driver.env(key, value);
+        }
+        let driver = Killed(driver.spawn().expect("tauri-driver starts"));
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "tauri:options".into(),
+            serde_json::json!({ "application": app_binary() }),
+        );
+        capabilities.insert("browserName".into(), "wry".into());
+        let client = within(WAIT, "a WebDriver session", async {
+            loop {
+                let builder = ClientBuilder::rustls().expect("rustls client");
+                match builder
+                    .clone()
+                    .capabilities(capabilities.clone())
+                    .connect(&format!("http://127.0.0.1:{driver_port}"))
+                    .await
+                {
+                    Ok(client) => return client,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        })
+        .await;
+        DrivenApp {
+            client,
+            _driver: driver,
+            _xvfb: xvfb,
+        }
+    }
+
+    pub async fn css(&self, selector: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("{selector}: {e}"))
+    }
+
+    pub async fn click(&self, selector: &str) {
+        self.css(selector)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {selector}: {e}"));
+    }
+
+    pub async fn type_into(&self, selector: &str, text: &str) {
+        self.css(selector)
+            .await
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("type into {selector}: {e}"));
+    }
+
+    /// Waits until the element's text satisfies `pred`; returns the text.
+    pub async fn text_until(
+        &self,
+        selector: &str,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        within(WAIT, what, async {
+            loop {
+                if let Ok(element) = self.client.find(Locator::Css(selector)).await
+                    && let Ok(text) = element.text().await
+                    && pred(&text)
+                {
+                    return text;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await
+    }
+
+    pub async fn count(&self, selector: &str) -> usize {
+        self.client
+            .find_all(Locator::Css(selector))
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0)
+    }
+
+    /// Waits until at least `n` elements match.
+    pub async fn at_least(&self, selector: &str, n: usize) {
+        within(WAIT, selector, async {
+            while self.count(selector).await < n {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await
+    }
+}
+
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files.extend(files_under(&path));
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
