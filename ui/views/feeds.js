@@ -9,11 +9,23 @@ export function createFeedsView({ invoke, rebuild }) {
   const error = $('#feed-error');
   const feeds = new Map();
 
+  // The feed pickers of the live and publish views follow the feed set.
+  function refreshPickers() {
+    const names = [...feeds.keys()];
+    $('#publish-feeds').replaceChildren(...names.map((n) => el('option', { value: n })));
+    const select = $('#live-feed');
+    const chosen = select.value;
+    select.replaceChildren(el('option', { value: '', text: 'All feeds (merged)' }),
+      ...names.map((n) => el('option', { value: n, text: n })));
+    select.value = names.includes(chosen) ? chosen : '';
+  }
+
   function ensure(name) {
     let feed = feeds.get(name);
     if (!feed) {
       feed = { name, seq: 0, epoch: '', count: 0, gaps: 0, duplicates: 0, rate: 0, windowStart: performance.now(), windowCount: 0 };
       feeds.set(name, feed);
+      refreshPickers();
     }
     return feed;
   }
@@ -55,17 +67,24 @@ export function createFeedsView({ invoke, rebuild }) {
           onclick: async () => {
             await invoke('unsubscribe', { feed: f.name }).catch((err) => showError(error, err));
             feeds.delete(f.name);
+            refreshPickers();
             render();
           },
         })));
     }));
   }
-  const schedule = () => { if (!scheduled) { scheduled = true; requestAnimationFrame(render); } };
+  // The table is numbers a person reads: four updates a second is plenty.
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    setTimeout(() => requestAnimationFrame(render), 250);
+  };
   setInterval(schedule, 1000);
 
   return {
     reset(subscribed, engine) {
       feeds.clear();
+      refreshPickers();
       for (const name of subscribed ?? []) ensure(name);
       if (engine) this.onStats(engine);
       render();
@@ -95,13 +114,6 @@ export function createFeedsView({ invoke, rebuild }) {
         if (s.epoch) feed.epoch = s.epoch;
         feed.seq = Math.max(feed.seq, s.last_seq);
       }
-      const names = [...feeds.keys()];
-      $('#publish-feeds').replaceChildren(...names.map((n) => el('option', { value: n })));
-      const select = $('#live-feed');
-      const chosen = select.value;
-      select.replaceChildren(el('option', { value: '', text: 'All feeds (merged)' }),
-        ...names.map((n) => el('option', { value: n, text: n })));
-      select.value = names.includes(chosen) ? chosen : '';
       schedule();
     },
   };

@@ -5,7 +5,9 @@
 import { $, el, time } from './dom.js';
 
 const BUFFER_LIMIT = 20000;
-const ROW_LIMIT = 200;
+// Rows kept in the DOM: more than a tall window shows, far fewer than the
+// stream holds (the buffer and the filter cover the rest).
+const ROW_LIMIT = 120;
 
 export function createLiveView() {
   const list = $('#live-list');
@@ -52,48 +54,112 @@ export function createLiveView() {
     return out;
   }
 
-  function row(item) {
-    if (item.t === 'gap') {
-      return el('div', { className: 'row gap', 'data-testid': 'gap-row', 'data-feed': item.feed, 'data-from': item.from, 'data-to': item.to, role: 'note' },
-        el('span', { className: 'feed mono', text: item.feed }),
-        el('span', { text: `events ${item.from}–${item.to} are lost (the server no longer has them)` }));
+  // A fixed pool of row nodes, updated in place each frame: at 50,000
+  // events/s the frame budget goes to a few text writes, not to building
+  // and discarding hundreds of elements.
+  const pool = [];
+  function poolRow(i) {
+    if (!pool[i]) {
+      const node = el('div', { tabindex: 0 },
+        el('span', { className: 'time mono' }),
+        el('span', { className: 'feed mono' }),
+        el('span', { className: 'seq mono' }),
+        el('code', { className: 'data' }));
+      node.addEventListener('click', () => toggle(node));
+      node.addEventListener('keydown', (e) => { if (e.key === 'Enter') toggle(node); });
+      pool[i] = node;
     }
-    if (item.t === 'reset') {
-      return el('div', { className: 'row reset', 'data-testid': 'reset-row', 'data-feed': item.feed, role: 'note' },
-        el('span', { className: 'feed mono', text: item.feed }),
-        el('span', { text: `the server restarted its numbering (new epoch ${item.epoch})` }));
-    }
-    if (item.t === 'raw') {
-      return el('div', { className: 'row raw', 'data-testid': 'raw-row' },
-        el('span', { className: 'feed mono', text: item.hex ? 'binary' : 'text' }),
-        el('code', { className: 'data', text: json(item) }));
-    }
-    const k = key(item);
-    const open = expanded.has(k);
-    const node = el('div', { className: open ? 'row event open' : 'row event', 'data-testid': 'event-row', 'data-feed': item.feed, 'data-seq': item.seq, tabindex: 0 },
-      el('span', { className: 'time mono', text: time(item.ts) }),
-      el('span', { className: 'feed mono', text: item.feed }),
-      el('span', { className: 'seq mono', text: `#${item.seq}` }),
-      open ? el('pre', { className: 'data pretty', text: JSON.stringify(item.data, null, 2) }) : el('code', { className: 'data', text: json(item) }));
-    const toggle = () => { if (expanded.has(k)) expanded.delete(k); else expanded.add(k); mark(); };
-    node.addEventListener('click', (e) => { if (!e.target.closest('button')) toggle(); });
-    node.addEventListener('keydown', (e) => { if (e.key === 'Enter') toggle(); });
-    if (open) {
-      node.append(el('button', { type: 'button', className: 'ghost small copy', text: 'Copy',
-        onclick: () => navigator.clipboard?.writeText(JSON.stringify(item.data, null, 2)) }));
-    }
-    return node;
+    return pool[i];
   }
+
+  function toggle(node) {
+    const k = node.dataset.key;
+    if (!k) return;
+    if (expanded.has(k)) expanded.delete(k); else expanded.add(k);
+    mark();
+  }
+
+  function fill(node, item) {
+    const [timeNode, feedNode, seqNode, dataNode] = node.children;
+    const attrs = {};
+    let className = 'row';
+    if (item.t === 'gap') {
+      className += ' gap';
+      attrs.testid = 'gap-row';
+      timeNode.textContent = '';
+      seqNode.textContent = 'gap';
+      dataNode.textContent = `events ${item.from}–${item.to} are lost (the server no longer has them)`;
+      attrs.from = item.from;
+      attrs.to = item.to;
+    } else if (item.t === 'reset') {
+      className += ' reset';
+      attrs.testid = 'reset-row';
+      timeNode.textContent = '';
+      seqNode.textContent = 'reset';
+      dataNode.textContent = `the server restarted its numbering (new epoch ${item.epoch})`;
+    } else if (item.t === 'raw') {
+      className += ' raw';
+      attrs.testid = 'raw-row';
+      timeNode.textContent = '';
+      seqNode.textContent = item.hex ? 'binary' : 'text';
+      dataNode.textContent = json(item);
+    } else {
+      const k = key(item);
+      const open = expanded.has(k);
+      className += open ? ' event open' : ' event';
+      attrs.testid = 'event-row';
+      attrs.seq = item.seq;
+      attrs.key = k;
+      item.timeText ??= time(item.ts);
+      timeNode.textContent = item.timeText;
+      seqNode.textContent = `#${item.seq}`;
+      dataNode.textContent = open ? JSON.stringify(item.data, null, 2) : json(item);
+    }
+    feedNode.textContent = item.feed ?? '';
+    node.className = className;
+    // Reset every data attribute so a recycled node carries no stale ones.
+    for (const name of ['testid', 'feed', 'seq', 'from', 'to', 'key']) delete node.dataset[name];
+    if (item.feed) node.dataset.feed = item.feed;
+    for (const [name, value] of Object.entries(attrs)) node.dataset[name] = value;
+  }
+
+  const copyButton = el('button', { type: 'button', className: 'ghost small copy', text: 'Copy' });
+  copyButton.addEventListener('click', (e) => {
+    e.stopPropagation();
+    const text = copyButton.parentElement?.querySelector('.data')?.textContent ?? '';
+    navigator.clipboard?.writeText(text);
+  });
 
   function render() {
     dirty = false;
     count.textContent = `${total.toLocaleString()} received${dropped ? ` · ${dropped.toLocaleString()} not shown (UI behind)` : ''}${paused ? ' · paused' : ''}`;
     if (paused) return;
-    list.replaceChildren(...newest(ROW_LIMIT).map(row));
+    const items = newest(ROW_LIMIT);
+    for (let i = 0; i < items.length; i++) {
+      const node = poolRow(i);
+      fill(node, items[i]);
+      if (list.children[i] !== node) list.insertBefore(node, list.children[i] ?? null);
+    }
+    while (list.children.length > items.length) list.lastChild.remove();
+    copyButton.remove();
+    const open = list.querySelector('.row.open');
+    if (open) open.append(copyButton);
   }
 
+  // At most one render per FRAME_GAP_MS: a burst moves the whole list every
+  // frame anyway, and the time goes to intake instead.
+  const FRAME_GAP_MS = 33;
+  let lastRender = 0;
+  function frame() {
+    lastRender = performance.now();
+    render();
+  }
   function mark() {
-    if (!dirty) { dirty = true; requestAnimationFrame(render); }
+    if (dirty) return;
+    dirty = true;
+    const wait = lastRender + FRAME_GAP_MS - performance.now();
+    if (wait <= 0) requestAnimationFrame(frame);
+    else setTimeout(() => requestAnimationFrame(frame), wait);
   }
 
   pauseButton.addEventListener('click', () => {

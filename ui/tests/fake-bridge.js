@@ -1,0 +1,71 @@
+// A fake backend for the UI's browser tests: it answers the commands the
+// bridge sends with in-memory data and lets a test push items as the real
+// backend's Channel would. Installed before the page's modules load.
+(() => {
+  const calls = [];
+  let listener = null;
+  const servers = [
+    { id: 'local-demo', name: 'Local demo', url: 'ws://127.0.0.1:4000/', builtin: true, has_token: true, session_only: false, active: true },
+  ];
+  const subscribed = [];
+  let history = [];
+  let nextId = 1;
+  const state = { state: 'open', session: 's1', raw: false };
+
+  function fail(code, message) {
+    return Promise.reject({ code, message });
+  }
+
+  const handlers = {
+    snapshot: () => ({
+      servers, active_server: 'local-demo',
+      engine: { state, feeds: subscribed.map((feed) => ({ feed, epoch: 'e1', last_seq: 0, buffered: 0, delivered: 0, duplicates: 0, gaps: 0, resets: 0, resubscribes: 0 })), outbox: [], rtt_ms: 1.25 },
+      subscribed, recent: [], history: [], preferences: { theme: 'system' }, keyring: { available: true, problem: null },
+    }),
+    servers_list: () => servers,
+    login: ({ url, token, remember }) => {
+      if (!/^wss?:\/\//i.test(url)) return fail('invalid_url', `scheme "${url.split(':')[0]}" is not a feed URL; only ws:// and wss:// are`);
+      if (!token) return fail('invalid_input', 'the token is empty');
+      if (remember && globalThis.__fake.keyringDead) return fail('keyring_unavailable', 'no OS keyring is available (no Secret Service). Set HOLDLINE_TOKEN or run gnome-keyring-daemon');
+      for (const s of servers) s.active = false;
+      const entry = { id: `srv-${nextId++}`, name: new URL(url.replace(/^ws/, 'http')).host, url, builtin: false, has_token: true, session_only: !remember, active: true };
+      servers.push(entry);
+      return entry;
+    },
+    subscribe: ({ feed }) => {
+      if (!/^[A-Za-z0-9._:-]{1,128}$/.test(feed)) return fail('invalid_input', `invalid feed name: ${feed}`);
+      if (!subscribed.includes(feed)) subscribed.push(feed);
+      return null;
+    },
+    unsubscribe: ({ feed }) => { subscribed.splice(subscribed.indexOf(feed), 1); return null; },
+    publish: ({ feed, id }) => globalThis.__fake.publishOutcome({ feed, id }),
+    history_query: ({ query }) => {
+      let rows = history.filter((r) => (!query.kinds?.length || query.kinds.includes(r.kind)) && (!query.levels?.length || query.levels.includes(r.level)) && (!query.text || r.message.toLowerCase().includes(query.text.toLowerCase())));
+      return { rows, next_before_id: null };
+    },
+    history_export: () => ({ path: '/tmp/history.jsonl', count: history.length }),
+    settings_save: ({ preferences }) => preferences,
+    reconnect_now: () => null,
+    connect: () => null,
+    logout: () => null,
+    server_remove: () => null,
+  };
+
+  globalThis.__HOLDLINE_FAKE_BRIDGE__ = {
+    invoke(command, args) {
+      calls.push({ command, args });
+      const handler = handlers[command];
+      if (!handler) return fail('unknown_command', command);
+      try { return Promise.resolve(handler(args)); } catch (err) { return Promise.reject(err); }
+    },
+    attach(onBatch) { listener = onBatch; return Promise.resolve(); },
+  };
+
+  globalThis.__fake = {
+    calls,
+    keyringDead: false,
+    publishOutcome: ({ feed, id }) => ({ id, feed, seq: 7 }),
+    emit(items, dropped = 0) { listener?.(items, dropped); },
+    setHistory(rows) { history = rows; },
+  };
+})();
