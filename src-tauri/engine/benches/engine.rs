@@ -1,0 +1,350 @@
+//! Engine benchmarks, each against a baseline measured in the same run.
+//!
+//!   cargo bench -p holdline-engine --bench engine
+//!
+//! - throughput: one loopback connection, ~100-byte events, parse + order +
+//!   deliver to a consumer, versus a bare tokio-tungstenite read loop that
+//!   only parses the same JSON (fully, `data` into a `serde_json::Value`);
+//!   also with 8 feeds interleaved and with 5% of events out of order.
+//! - latency: send time to delivery, p50/p99/p999, at 1k, 10k and 50k
+//!   events/s.
+//!
+//! Results and their reading are in docs/benchmarks.md.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use holdline_engine::{Delivery, Engine, EngineConfig, FeedUrl, StartFrom, Stores, Token};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+const EVENTS: u64 = 1_000_000;
+const ROUNDS: usize = 3;
+
+/// How the blast server orders and spreads its events.
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    OneFeed,
+    EightFeeds,
+    OutOfOrder5,
+}
+
+fn feed_of(shape: Shape, i: u64) -> usize {
+    match shape {
+        Shape::EightFeeds => (i % 8) as usize,
+        _ => 0,
+    }
+}
+
+/// The events, pre-serialized (~100 bytes each), in the shape's order.
+fn frames(shape: Shape, n: u64) -> Vec<Utf8Bytes> {
+    let feeds = if matches!(shape, Shape::EightFeeds) {
+        8
+    } else {
+        1
+    };
+    let mut next_seq = vec![0u64; feeds];
+    let mut out: Vec<Utf8Bytes> = (0..n)
+        .map(|i| {
+            let feed = feed_of(shape, i);
+            next_seq[feed] += 1;
+            format!(
+                r#"{{"type":"event","feed":"bench.f{feed}","seq":{},"data":{{"px":{}.25,"sym":"HOLD","q":{}}},"ts":1764000000000}}"#,
+                next_seq[feed],
+                100 + i % 900,
+                i % 1000
+            )
+            .into()
+        })
+        .collect();
+    if matches!(shape, Shape::OutOfOrder5) {
+        // Swap one adjacent pair in every 40 events: 5% arrive out of order.
+        let mut i = 0;
+        while i + 1 < out.len() {
+            out.swap(i, i + 1);
+            i += 40;
+        }
+    }
+    out
+}
+
+/// A server that answers the holdline.v1 handshake and subscribes, then
+/// sends `frames` as fast as the socket takes them.
+async fn blast_server(frames: Vec<Utf8Bytes>, feeds: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let callback = |_: &Request, mut response: Response| {
+            response.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static("holdline.v1"),
+            );
+            Ok(response)
+        };
+        let mut ws = tokio_tungstenite::accept_hdr_async(stream, callback)
+            .await
+            .unwrap();
+        ws.send(Message::text(
+            r#"{"type":"welcome","session":"b","heartbeat_ms":60000,"max_frame_bytes":1048576,"server":"bench"}"#,
+        ))
+        .await
+        .unwrap();
+        let mut subscribed = 0;
+        while subscribed < feeds {
+            let Some(Ok(Message::Text(text))) = ws.next().await else {
+                return;
+            };
+            let request: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let answer = serde_json::json!({"type":"subscribed","id":request["id"],"feed":request["feed"],"epoch":"bench","head":0,"replay_from":1});
+            ws.send(Message::text(answer.to_string())).await.unwrap();
+            subscribed += 1;
+        }
+        for frame in frames {
+            if ws.feed(Message::Text(frame)).await.is_err() {
+                return;
+            }
+        }
+        let _ = ws.flush().await;
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    addr
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct BaselineEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    feed: String,
+    seq: u64,
+    data: serde_json::Value,
+    ts: i64,
+}
+
+/// The bare loop: read frames, parse each fully, count.
+async fn baseline(shape: Shape) -> f64 {
+    let feeds = if matches!(shape, Shape::EightFeeds) {
+        8
+    } else {
+        1
+    };
+    let addr = blast_server(frames(shape, EVENTS), feeds).await;
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{addr}"
+        ))
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("holdline.v1"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    for feed in 0..feeds {
+        ws.send(Message::text(format!(
+            r#"{{"type":"subscribe","id":"s{feed}","feed":"bench.f{feed}","since":0}}"#
+        )))
+        .await
+        .unwrap();
+    }
+    let mut count = 0u64;
+    let mut started = None;
+    while count < EVENTS {
+        let Some(Ok(message)) = ws.next().await else {
+            panic!("baseline stream ended")
+        };
+        if let Message::Text(text) = message {
+            if let Ok(event) = serde_json::from_str::<BaselineEvent>(&text)
+                && event.kind == "event"
+            {
+                started.get_or_insert_with(Instant::now);
+                count += 1;
+            }
+        }
+    }
+    let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
+    EVENTS as f64 / elapsed.as_secs_f64()
+}
+
+/// The engine: the same frames through dial, decode, sequencer, delivery.
+async fn engine(shape: Shape) -> f64 {
+    let feeds = if matches!(shape, Shape::EightFeeds) {
+        8
+    } else {
+        1
+    };
+    let addr = blast_server(frames(shape, EVENTS), feeds).await;
+    let (url, _) = FeedUrl::parse(&format!("ws://{addr}")).unwrap();
+    let mut config = EngineConfig::new(url, Some(Token::new("bench")));
+    config.heartbeat = Duration::from_secs(60);
+    let (engine, mut deliveries) = Engine::start(config, Stores::default()).unwrap();
+    for feed in 0..feeds {
+        engine
+            .subscribe(&format!("bench.f{feed}"), StartFrom::Beginning)
+            .await
+            .unwrap();
+    }
+    engine.connect().await.unwrap();
+    let mut count = 0u64;
+    let mut started = None;
+    let mut last_seq = vec![0u64; feeds];
+    while count < EVENTS {
+        let Some(delivery) = deliveries.recv().await else {
+            panic!("engine stopped")
+        };
+        if let Delivery::Event(event) = delivery {
+            started.get_or_insert_with(Instant::now);
+            let feed: usize = event.feed[7..].parse().unwrap();
+            assert_eq!(event.seq, last_seq[feed] + 1, "out of order delivery");
+            last_seq[feed] = event.seq;
+            count += 1;
+        }
+    }
+    let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
+    engine.shutdown().await;
+    EVENTS as f64 / elapsed.as_secs_f64()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+async fn throughput() {
+    println!(
+        "## throughput: {EVENTS} events of ~100 bytes, one loopback connection, median of {ROUNDS} rounds"
+    );
+    println!("| shape | baseline (events/s) | engine (events/s) | engine / baseline |");
+    println!("|---|---|---|---|");
+    for shape in [Shape::OneFeed, Shape::EightFeeds, Shape::OutOfOrder5] {
+        let mut base = Vec::new();
+        let mut eng = Vec::new();
+        for _ in 0..ROUNDS {
+            // Alternate, so drift on the machine hits both alike.
+            base.push(baseline(shape).await);
+            eng.push(engine(shape).await);
+        }
+        let (b, e) = (median(base), median(eng));
+        println!("| {shape:?} | {b:.0} | {e:.0} | {:.2} |", e / b);
+    }
+}
+
+/// A server that sends `rate` events/s for `seconds`, each carrying its
+/// send time in µs since the Unix epoch.
+async fn paced_server(rate: u64, seconds: u64) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let callback = |_: &Request, mut response: Response| {
+            response.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static("holdline.v1"),
+            );
+            Ok(response)
+        };
+        let mut ws = tokio_tungstenite::accept_hdr_async(stream, callback)
+            .await
+            .unwrap();
+        ws.send(Message::text(r#"{"type":"welcome","session":"b","heartbeat_ms":60000,"max_frame_bytes":1048576,"server":"bench"}"#)).await.unwrap();
+        let Some(Ok(Message::Text(text))) = ws.next().await else {
+            return;
+        };
+        let request: serde_json::Value = serde_json::from_str(&text).unwrap();
+        ws.send(Message::text(serde_json::json!({"type":"subscribed","id":request["id"],"feed":"lat","epoch":"bench","head":0}).to_string())).await.unwrap();
+        // Send in 1 ms ticks, as a server batching its writes would.
+        let per_tick = (rate / 1000).max(1);
+        let tick_every = Duration::from_micros(1_000_000 * per_tick / rate);
+        let mut tick = tokio::time::interval(tick_every);
+        let mut seq = 0u64;
+        let total = rate * seconds;
+        while seq < total {
+            tick.tick().await;
+            for _ in 0..per_tick {
+                seq += 1;
+                let frame = format!(
+                    r#"{{"type":"event","feed":"lat","seq":{seq},"data":{{"sent_us":{}}},"ts":0}}"#,
+                    now_us()
+                );
+                if ws.feed(Message::text(frame)).await.is_err() {
+                    return;
+                }
+            }
+            if ws.flush().await.is_err() {
+                return;
+            }
+        }
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    addr
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or_default()
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn latency() {
+    println!();
+    println!("## latency: send to delivery through the engine, loopback (µs)");
+    println!("| rate (events/s) | events | p50 | p99 | p99.9 | max |");
+    println!("|---|---|---|---|---|---|");
+    for rate in [1_000u64, 10_000, 50_000] {
+        let seconds = 3;
+        let addr = paced_server(rate, seconds).await;
+        let (url, _) = FeedUrl::parse(&format!("ws://{addr}")).unwrap();
+        let mut config = EngineConfig::new(url, None);
+        config.heartbeat = Duration::from_secs(60);
+        let (engine, mut deliveries) = Engine::start(config, Stores::default()).unwrap();
+        engine.subscribe("lat", StartFrom::Live).await.unwrap();
+        engine.connect().await.unwrap();
+        let total = rate * seconds;
+        let mut samples = Vec::with_capacity(total as usize);
+        while (samples.len() as u64) < total {
+            let Some(Delivery::Event(event)) = deliveries.recv().await else {
+                continue;
+            };
+            let value: serde_json::Value = serde_json::from_str(event.data.get()).unwrap();
+            let sent = value["sent_us"].as_u64().unwrap();
+            samples.push(now_us().saturating_sub(sent));
+        }
+        samples.sort_unstable();
+        println!(
+            "| {rate} | {total} | {} | {} | {} | {} |",
+            percentile(&samples, 0.5),
+            percentile(&samples, 0.99),
+            percentile(&samples, 0.999),
+            samples.last().copied().unwrap_or_default()
+        );
+        engine.shutdown().await;
+    }
+}
+
+fn main() {
+    let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        if filter.as_deref().is_none_or(|f| "throughput".contains(f)) {
+            throughput().await;
+        }
+        if filter.as_deref().is_none_or(|f| "latency".contains(f)) {
+            latency().await;
+        }
+    });
+}
