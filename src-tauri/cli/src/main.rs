@@ -19,6 +19,11 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::output::{Stdout, describe_event};
 
+/// The engine hands each event from its socket thread to the consumer's;
+/// mimalloc frees across threads without contending on one arena lock.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes other programs rely on.
 mod exit {
     pub const DONE: u8 = 0;

@@ -22,8 +22,20 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-const EVENTS: u64 = 1_000_000;
+/// Events per throughput run; HOLDLINE_BENCH_EVENTS overrides (profiling).
+fn events() -> u64 {
+    std::env::var("HOLDLINE_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
 const ROUNDS: usize = 3;
+
+/// `--features bench-mimalloc`: the allocator holdline-cli, holdline-server
+/// and the app use; without it, the system allocator.
+#[cfg(feature = "bench-mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// How the blast server orders and spreads its events.
 #[derive(Clone, Copy, Debug)]
@@ -72,9 +84,33 @@ fn frames(shape: Shape, n: u64) -> Vec<Utf8Bytes> {
     out
 }
 
+/// The frames as bytes on the wire: unmasked text frames, ready to write.
+/// Framing them up front leaves the sender a bare `write_all`, so on a
+/// two-core machine the server steals as little CPU as possible from the
+/// client being measured.
+fn wire_bytes(frames: &[Utf8Bytes]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(frames.iter().map(|f| f.len() + 4).sum());
+    for frame in frames {
+        out.push(0x81); // FIN + text
+        let len = frame.len();
+        if len < 126 {
+            out.push(len as u8);
+        } else {
+            out.push(126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        out.extend_from_slice(frame.as_bytes());
+    }
+    out
+}
+
 /// A server that answers the holdline.v1 handshake and subscribes, then
 /// sends `frames` as fast as the socket takes them.
+// tungstenite's handshake callback returns its own (large) error type.
+#[allow(clippy::result_large_err)]
 async fn blast_server(frames: Vec<Utf8Bytes>, feeds: usize) -> SocketAddr {
+    let wire = wire_bytes(&frames);
+    drop(frames);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -105,12 +141,15 @@ async fn blast_server(frames: Vec<Utf8Bytes>, feeds: usize) -> SocketAddr {
             ws.send(Message::text(answer.to_string())).await.unwrap();
             subscribed += 1;
         }
-        for frame in frames {
-            if ws.feed(Message::Text(frame)).await.is_err() {
-                return;
-            }
+        if ws.flush().await.is_err() {
+            return;
         }
-        let _ = ws.flush().await;
+        if tokio::io::AsyncWriteExt::write_all(ws.get_mut(), &wire)
+            .await
+            .is_err()
+        {
+            return;
+        }
         while let Some(Ok(_)) = ws.next().await {}
     });
     addr
@@ -134,7 +173,8 @@ async fn baseline(shape: Shape) -> f64 {
     } else {
         1
     };
-    let addr = blast_server(frames(shape, EVENTS), feeds).await;
+    let total = events();
+    let addr = blast_server(frames(shape, total), feeds).await;
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
             "ws://{addr}"
@@ -154,21 +194,20 @@ async fn baseline(shape: Shape) -> f64 {
     }
     let mut count = 0u64;
     let mut started = None;
-    while count < EVENTS {
+    while count < total {
         let Some(Ok(message)) = ws.next().await else {
             panic!("baseline stream ended")
         };
-        if let Message::Text(text) = message {
-            if let Ok(event) = serde_json::from_str::<BaselineEvent>(&text)
-                && event.kind == "event"
-            {
-                started.get_or_insert_with(Instant::now);
-                count += 1;
-            }
+        if let Message::Text(text) = message
+            && let Ok(event) = serde_json::from_str::<BaselineEvent>(&text)
+            && event.kind == "event"
+        {
+            started.get_or_insert_with(Instant::now);
+            count += 1;
         }
     }
     let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
-    EVENTS as f64 / elapsed.as_secs_f64()
+    total as f64 / elapsed.as_secs_f64()
 }
 
 /// The engine: the same frames through dial, decode, sequencer, delivery.
@@ -178,7 +217,8 @@ async fn engine(shape: Shape) -> f64 {
     } else {
         1
     };
-    let addr = blast_server(frames(shape, EVENTS), feeds).await;
+    let total = events();
+    let addr = blast_server(frames(shape, total), feeds).await;
     let (url, _) = FeedUrl::parse(&format!("ws://{addr}")).unwrap();
     let mut config = EngineConfig::new(url, Some(Token::new("bench")));
     config.heartbeat = Duration::from_secs(60);
@@ -193,7 +233,7 @@ async fn engine(shape: Shape) -> f64 {
     let mut count = 0u64;
     let mut started = None;
     let mut last_seq = vec![0u64; feeds];
-    while count < EVENTS {
+    while count < total {
         let Some(delivery) = deliveries.recv().await else {
             panic!("engine stopped")
         };
@@ -207,7 +247,7 @@ async fn engine(shape: Shape) -> f64 {
     }
     let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
     engine.shutdown().await;
-    EVENTS as f64 / elapsed.as_secs_f64()
+    total as f64 / elapsed.as_secs_f64()
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -217,7 +257,13 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 async fn throughput() {
     println!(
-        "## throughput: {EVENTS} events of ~100 bytes, one loopback connection, median of {ROUNDS} rounds"
+        "## throughput ({} allocator): {} events of ~100 bytes, one loopback connection, median of {ROUNDS} rounds",
+        if cfg!(feature = "bench-mimalloc") {
+            "mimalloc"
+        } else {
+            "system"
+        },
+        events()
     );
     println!("| shape | baseline (events/s) | engine (events/s) | engine / baseline |");
     println!("|---|---|---|---|");
@@ -236,6 +282,7 @@ async fn throughput() {
 
 /// A server that sends `rate` events/s for `seconds`, each carrying its
 /// send time in µs since the Unix epoch.
+#[allow(clippy::result_large_err)]
 async fn paced_server(rate: u64, seconds: u64) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -36,7 +36,7 @@ use crate::store::{CursorStore, OutboxEntry};
 /// are only counted, so a hostile server cannot flood the history.
 const MALFORMED_RECORDED_PER_CONNECTION: u32 = 50;
 /// Frames handled per wake-up before timers and commands get a look in.
-const FRAMES_PER_TURN: usize = 256;
+const FRAMES_PER_TURN: usize = 2048;
 
 pub(crate) enum Command {
     Connect,
@@ -88,7 +88,9 @@ struct Session {
 pub(crate) struct Actor {
     config: EngineConfig,
     commands: mpsc::Receiver<Command>,
-    deliveries: mpsc::Sender<Delivery>,
+    deliveries: mpsc::Sender<Vec<Delivery>>,
+    /// Deliveries of the current turn, sent to the consumer as one batch.
+    outgoing: Vec<Delivery>,
     events: broadcast::Sender<EngineEvent>,
     state: watch::Sender<ConnectionState>,
     cursors: Arc<dyn CursorStore>,
@@ -110,12 +112,11 @@ pub(crate) struct Actor {
     clock_origin: Instant,
     tls: Option<Arc<rustls::ClientConfig>>,
     shutdown_reply: Option<oneshot::Sender<()>>,
-    scratch: Vec<Delivery>,
 }
 
 pub(crate) struct Channels {
     pub commands: mpsc::Receiver<Command>,
-    pub deliveries: mpsc::Sender<Delivery>,
+    pub deliveries: mpsc::Sender<Vec<Delivery>>,
     pub events: broadcast::Sender<EngineEvent>,
     pub state: watch::Sender<ConnectionState>,
 }
@@ -133,6 +134,7 @@ impl Actor {
             config,
             commands: channels.commands,
             deliveries: channels.deliveries,
+            outgoing: Vec::new(),
             events: channels.events,
             state: channels.state,
             cursors,
@@ -154,7 +156,6 @@ impl Actor {
             clock_origin: Instant::now(),
             tls: None,
             shutdown_reply: None,
-            scratch: Vec::new(),
         }
     }
 
@@ -363,31 +364,39 @@ impl Actor {
                 message = socket.next() => {
                     let mut message = message;
                     let mut handled = 0;
-                    loop {
+                    let outcome = loop {
                         let now = Instant::now();
                         match message {
-                            None => return Cause::ConnectionLost {
+                            None => break Some(Cause::ConnectionLost {
                                 detail: "the stream ended without a close frame".into(),
-                            },
-                            Some(Err(err)) => return cause_of_read_error(err),
+                            }),
+                            Some(Err(err)) => break Some(cause_of_read_error(err)),
                             Some(Ok(frame)) => {
                                 liveness.on_frame(now);
                                 if probe.take().is_some() {
                                     debug!("probe answered");
                                 }
-                                if let Some(cause) = self.on_message(frame, &mut liveness).await {
-                                    return cause;
+                                if let Some(cause) = self.on_message(frame, &mut liveness) {
+                                    break Some(cause);
                                 }
                             }
                         }
                         handled += 1;
                         if handled >= FRAMES_PER_TURN {
-                            break;
+                            break None;
                         }
                         match socket.next().now_or_never() {
                             Some(next) => message = next,
-                            None => break,
+                            None => break None,
                         }
+                    };
+                    // Whatever this turn made deliverable goes out first,
+                    // even when the connection just ended.
+                    if let Some(cause) = self.flush_deliveries().await {
+                        return cause;
+                    }
+                    if let Some(cause) = outcome {
+                        return cause;
                     }
                 }
                 () = sleep_until(liveness.next_ping_at()) => {
@@ -440,19 +449,21 @@ impl Actor {
         Message::Ping(micros.to_be_bytes().to_vec().into())
     }
 
-    async fn on_message(&mut self, message: Message, liveness: &mut Liveness) -> Option<Cause> {
+    fn on_message(&mut self, message: Message, liveness: &mut Liveness) -> Option<Cause> {
         let raw = self.session.as_ref().is_some_and(|s| s.raw);
         match message {
             Message::Text(text) if raw => {
-                self.deliver_one(Delivery::Raw(RawFrame::Text(text.as_str().to_owned())))
-                    .await
+                self.outgoing
+                    .push(Delivery::Raw(RawFrame::Text(text.as_str().to_owned())));
+                None
             }
             Message::Binary(bytes) if raw => {
-                self.deliver_one(Delivery::Raw(RawFrame::Binary(bytes.to_vec())))
-                    .await
+                self.outgoing
+                    .push(Delivery::Raw(RawFrame::Binary(bytes.to_vec())));
+                None
             }
             Message::Text(text) => match decode_server_frame(text.as_str()) {
-                Ok(frame) => self.on_frame(frame, liveness).await,
+                Ok(frame) => self.on_frame(frame, liveness),
                 Err(malformed) => {
                     self.on_malformed(malformed);
                     None
@@ -488,23 +499,19 @@ impl Actor {
         }
     }
 
-    async fn on_frame(&mut self, frame: ServerFrame, liveness: &mut Liveness) -> Option<Cause> {
+    fn on_frame(&mut self, frame: ServerFrame, liveness: &mut Liveness) -> Option<Cause> {
         match frame {
             ServerFrame::Event(event) => {
-                let feed_name = event.feed.clone();
-                let Some(feed) = self.feeds.get_mut(feed_name.as_str()) else {
-                    debug!(feed = %feed_name, "event for a feed we are not subscribed to");
+                let Some(feed) = self.feeds.get_mut(event.feed.as_str()) else {
+                    debug!(feed = %event.feed, "event for a feed we are not subscribed to");
                     return None;
                 };
-                let mut out = std::mem::take(&mut self.scratch);
-                let accepted = feed.on_event(event, Instant::now(), &mut out);
+                let accepted = feed.on_event(event, Instant::now(), &mut self.outgoing);
                 if accepted == Accepted::TooFarAhead {
                     let feed = feed.feed().clone();
                     self.resubscribe(&feed, "event too far ahead of the reorder window");
                 }
-                let cause = self.deliver_all(&mut out).await;
-                self.scratch = out;
-                cause
+                None
             }
             ServerFrame::Welcome(welcome) => {
                 let heartbeat = clamp_heartbeat(welcome.heartbeat_ms);
@@ -536,7 +543,7 @@ impl Actor {
                     warn!(asked = %feed, answered = %sub.feed, "subscribed names another feed");
                 }
                 let feed = self.feeds.get_mut(sub.feed.as_str())?;
-                let mut out = std::mem::take(&mut self.scratch);
+                let mut out = Vec::new();
                 feed.on_subscribed(&sub, &mut out);
                 let last = feed.last_delivered();
                 self.record(
@@ -571,9 +578,8 @@ impl Actor {
                         _ => {}
                     }
                 }
-                let cause = self.deliver_all(&mut out).await;
-                self.scratch = out;
-                cause
+                self.outgoing.append(&mut out);
+                None
             }
             ServerFrame::Unsubscribed(unsub) => {
                 self.requests.remove(&unsub.id);
@@ -689,18 +695,15 @@ impl Actor {
         );
     }
 
-    async fn deliver_one(&mut self, delivery: Delivery) -> Option<Cause> {
-        if self.deliveries.send(delivery).await.is_err() {
-            return self.consumer_gone();
+    /// Hands this turn's deliveries to the consumer as one batch; waits
+    /// while the consumer is behind (which slows reading the socket).
+    async fn flush_deliveries(&mut self) -> Option<Cause> {
+        if self.outgoing.is_empty() {
+            return None;
         }
-        None
-    }
-
-    async fn deliver_all(&mut self, out: &mut Vec<Delivery>) -> Option<Cause> {
-        for delivery in out.drain(..) {
-            if self.deliveries.send(delivery).await.is_err() {
-                return self.consumer_gone();
-            }
+        let batch = std::mem::take(&mut self.outgoing);
+        if self.deliveries.send(batch).await.is_err() {
+            return self.consumer_gone();
         }
         None
     }

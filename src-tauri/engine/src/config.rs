@@ -25,7 +25,8 @@ pub struct EngineConfig {
     /// How long a hole may stay open before re-subscribing from the cursor.
     pub gap_timeout: Duration,
     pub outbox_capacity: usize,
-    /// Deliveries queued for a slow consumer before the engine waits.
+    /// Deliveries queued for a slow consumer before the engine waits
+    /// (approximately: they travel in batches of up to 256 frames' worth).
     pub delivery_buffer: usize,
     /// The largest frame accepted from the server.
     pub max_incoming_frame_bytes: usize,

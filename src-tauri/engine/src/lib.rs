@@ -89,7 +89,8 @@ impl Engine {
         stores: Stores,
     ) -> Result<(Engine, Deliveries), EngineError> {
         let (command_tx, command_rx) = mpsc::channel(256);
-        let (delivery_tx, delivery_rx) = mpsc::channel(config.delivery_buffer.max(1));
+        // Deliveries travel in batches of up to one turn (256 frames).
+        let (delivery_tx, delivery_rx) = mpsc::channel((config.delivery_buffer / 256).max(2));
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (state_tx, state_rx) = watch::channel(ConnectionState::Idle);
         let server_key: Arc<str> = Arc::from(config.url.server_key());
@@ -115,6 +116,7 @@ impl Engine {
         };
         let deliveries = Deliveries {
             rx: delivery_rx,
+            ready: std::collections::VecDeque::new(),
             cursors: stores.cursors,
             server_key,
         };
@@ -274,7 +276,8 @@ impl Future for PendingPublish {
 /// ([`Deliveries::commit`]), so a consumer that stops after N deliveries
 /// resumes with `since = N`, never beyond.
 pub struct Deliveries {
-    rx: mpsc::Receiver<Delivery>,
+    rx: mpsc::Receiver<Vec<Delivery>>,
+    ready: std::collections::VecDeque<Delivery>,
     cursors: Arc<dyn CursorStore>,
     server_key: Arc<str>,
 }
@@ -282,7 +285,12 @@ pub struct Deliveries {
 impl Deliveries {
     /// The next delivery; `None` once the engine has stopped.
     pub async fn recv(&mut self) -> Option<Delivery> {
-        self.rx.recv().await
+        loop {
+            if let Some(delivery) = self.ready.pop_front() {
+                return Some(delivery);
+            }
+            self.ready = self.rx.recv().await?.into();
+        }
     }
 
     /// Records that `delivery` has been handled.

@@ -172,7 +172,7 @@ impl FeedSequencer {
     }
 
     pub fn on_event(&mut self, event: Event, now: Instant, out: &mut Vec<Delivery>) -> Accepted {
-        let Some(epoch) = self.epoch.clone() else {
+        let Some(epoch) = &self.epoch else {
             // No `subscribed` yet on this feed: nothing can be placed.
             self.stats.duplicates += 1;
             return Accepted::Duplicate;
@@ -183,6 +183,7 @@ impl FeedSequencer {
             return Accepted::Duplicate;
         }
         if seq == self.last + 1 {
+            let epoch = epoch.clone();
             self.deliver(event, epoch, out);
             let released = self.release(out);
             self.hole_since = if self.pending.is_empty() {
@@ -222,6 +223,10 @@ impl FeedSequencer {
     }
 
     fn release(&mut self, out: &mut Vec<Delivery>) -> usize {
+        // The common case, nothing buffered, touches no reference count.
+        if self.pending.is_empty() {
+            return 0;
+        }
         let Some(epoch) = self.epoch.clone() else {
             return 0;
         };

@@ -150,18 +150,20 @@ fn owned_raw(raw: Option<&RawValue>, name: &str) -> Result<Box<RawValue>, FieldE
         .ok_or_else(|| FieldError(format!("missing field `{name}`")))
 }
 
-/// The `type` field's value. The quoted comparisons skip a string allocation
-/// for the common spellings; anything else (escapes included) is parsed.
-fn frame_type(raw: Option<&RawValue>) -> Result<String, FieldError> {
+/// The `type` field's value, borrowed from the frame unless it has escapes
+/// (then parsed): the hot path allocates nothing for it.
+fn frame_type<'a>(raw: Option<&'a RawValue>) -> Result<std::borrow::Cow<'a, str>, FieldError> {
     let raw = raw.ok_or_else(|| FieldError("missing field `type`".into()))?;
     let quoted = raw.get();
-    if quoted.len() > 2 && quoted.starts_with('"') && quoted.ends_with('"') {
+    if quoted.len() >= 2 && quoted.starts_with('"') && quoted.ends_with('"') {
         let inner = &quoted[1..quoted.len() - 1];
         if !inner.contains('\\') {
-            return Ok(inner.to_owned());
+            return Ok(std::borrow::Cow::Borrowed(inner));
         }
     }
-    serde_json::from_str(quoted).map_err(|e| FieldError(format!("field `type`: {e}")))
+    serde_json::from_str::<String>(quoted)
+        .map(std::borrow::Cow::Owned)
+        .map_err(|e| FieldError(format!("field `type`: {e}")))
 }
 
 fn parse_fields(text: &str) -> Result<Fields<'_>, MalformedFrame> {
@@ -190,7 +192,7 @@ pub fn decode_server_frame(text: &str) -> Result<ServerFrame, MalformedFrame> {
 
 fn server_frame(f: &Fields<'_>) -> Result<ServerFrame, FieldError> {
     let kind = frame_type(f.kind)?;
-    Ok(match kind.as_str() {
+    Ok(match &*kind {
         "event" => ServerFrame::Event(Event {
             feed: required(f.feed, "feed")?,
             seq: sequence(f.seq, "seq", 1)?,
@@ -258,7 +260,7 @@ pub fn decode_client_frame(text: &str) -> Result<ClientFrame, MalformedFrame> {
 
 fn client_frame(f: &Fields<'_>) -> Result<ClientFrame, FieldError> {
     let kind = frame_type(f.kind)?;
-    Ok(match kind.as_str() {
+    Ok(match &*kind {
         "subscribe" => {
             let since: Option<u64> = optional(f.since, "since")?;
             if let Some(since) = since {

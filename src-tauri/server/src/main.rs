@@ -7,6 +7,11 @@ use clap::Parser;
 use holdline_server::{ServerConfig, start};
 use tracing_subscriber::EnvFilter;
 
+/// The engine hands each event from its socket thread to the consumer's;
+/// mimalloc frees across threads without contending on one arena lock.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The reference holdline.v1 feed server.
 #[derive(Parser, Debug)]
 #[command(name = "holdline-server", version, about)]
