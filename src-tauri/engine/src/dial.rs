@@ -223,6 +223,21 @@ async fn connect_tcp(url: &FeedUrl, limit: Duration) -> Result<TcpStream, Connec
     Err(last_error)
 }
 
+/// rustls's words, plus what a person can do about the common ones.
+fn explain_tls(detail: String) -> String {
+    let hint = if detail.contains("UnknownIssuer") {
+        "the server's certificate is not signed by an authority this system trusts; \
+         if it uses a private CA, add that CA's certificate as an extra CA file"
+    } else if detail.to_lowercase().contains("expired") {
+        "the server's certificate has expired; the server must renew it"
+    } else if detail.contains("NotValidForName") {
+        "the server's certificate is for another host name than the URL's"
+    } else {
+        return detail;
+    };
+    format!("{hint} ({detail})")
+}
+
 fn classify(err: WsError) -> ConnectError {
     match err {
         WsError::Http(response) => {
@@ -247,10 +262,10 @@ fn classify(err: WsError) -> ConnectError {
             }
         }
         WsError::Tls(e) => ConnectError::Tls {
-            detail: e.to_string(),
+            detail: explain_tls(e.to_string()),
         },
         WsError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => ConnectError::Tls {
-            detail: e.to_string(),
+            detail: explain_tls(e.to_string()),
         },
         WsError::Io(e) => ConnectError::Io {
             detail: e.to_string(),

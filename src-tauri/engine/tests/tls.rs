@@ -1,0 +1,203 @@
+//! `wss://` with certificate verification that cannot be turned off: an
+//! unknown issuer fails with a clear certificate error, trusting an extra CA
+//! file makes it work, and an expired certificate says so.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use holdline_engine::{Cause, ConnectError, ConnectionState, EngineConfig, HistoryKind};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use support::*;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+struct Pki {
+    ca_pem: String,
+    ca_params: CertificateParams,
+    ca_key: KeyPair,
+}
+
+fn pki() -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Holdline test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    Pki {
+        ca_pem: ca_cert.pem(),
+        ca_params,
+        ca_key,
+    }
+}
+
+/// A leaf for `localhost`, signed by the test CA; `expired` backdates it.
+fn leaf(pki: &Pki, expired: bool) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    if expired {
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(30);
+        params.not_after = now - time::Duration::days(1);
+    }
+    let key = KeyPair::generate().unwrap();
+    let issuer = Issuer::from_params(&pki.ca_params, &pki.ca_key);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    (cert.der().clone(), key_der)
+}
+
+// tungstenite's handshake callback returns its own (large) error type.
+#[allow(clippy::result_large_err)]
+async fn tls_server(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> SocketAddr {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let callback = |_: &Request, mut response: Response| {
+                    response.headers_mut().insert(
+                        "Sec-WebSocket-Protocol",
+                        HeaderValue::from_static("holdline.v1"),
+                    );
+                    Ok(response)
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tls, callback).await else {
+                    return;
+                };
+                let welcome = r#"{"type":"welcome","session":"tls","heartbeat_ms":15000,"max_frame_bytes":65536,"server":"tls-test"}"#;
+                let _ = ws.send(Message::text(welcome)).await;
+                while let Some(Ok(_)) = ws.next().await {}
+            });
+        }
+    });
+    addr
+}
+
+fn wss_config(addr: SocketAddr) -> EngineConfig {
+    // `localhost` so that the certificate's name is what is checked; the
+    // dialer tries each address localhost resolves to.
+    fast_config(&format!("wss://localhost:{}/", addr.port()), TOKEN)
+}
+
+async fn first_failure(config: EngineConfig) -> ConnectError {
+    let (engine, _deliveries) = open_engine(config);
+    let mut events = engine.events();
+    engine.connect().await.unwrap();
+    let state = wait_state(&mut events, "backoff after the TLS failure", |s| {
+        s.name() == "backoff"
+    })
+    .await;
+    engine.shutdown().await;
+    match state {
+        ConnectionState::Backoff {
+            cause: Cause::Connect { error },
+            ..
+        } => error,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_issuer_is_a_clear_certificate_error() {
+    let pki = pki();
+    let (cert, key) = leaf(&pki, false);
+    let addr = tls_server(cert, key).await;
+    let error = first_failure(wss_config(addr)).await;
+    let ConnectError::Tls { detail } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(
+        detail.contains("certificate") && detail.contains("UnknownIssuer"),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn trusting_the_ca_file_makes_it_work() {
+    let pki = pki();
+    let (cert, key) = leaf(&pki, false);
+    let addr = tls_server(cert, key).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
+    let mut config = wss_config(addr);
+    config.extra_ca_file = Some(ca_file);
+    let (engine, _deliveries) = open_engine(config);
+    let mut events = engine.events();
+    engine.connect().await.unwrap();
+    let state = wait_state(&mut events, "open over TLS", is_open).await;
+    assert_eq!(
+        state,
+        ConnectionState::Open {
+            session: Some("tls".into()),
+            raw: false
+        }
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expired_certificate_says_it_expired() {
+    let pki = pki();
+    let (cert, key) = leaf(&pki, true);
+    let addr = tls_server(cert, key).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
+    let mut config = wss_config(addr);
+    config.extra_ca_file = Some(ca_file);
+    let error = first_failure(config).await;
+    let ConnectError::Tls { detail } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(detail.to_lowercase().contains("expired"), "{detail}");
+}
+
+#[tokio::test]
+async fn an_unreadable_ca_file_is_named_in_the_error() {
+    let mut config = fast_config("wss://localhost:9/", TOKEN);
+    config.extra_ca_file = Some("/nonexistent/holdline-ca.pem".into());
+    let (engine, _deliveries) = open_engine(config);
+    let mut events = engine.events();
+    engine.connect().await.unwrap();
+    let failed = wait_history(&mut events, HistoryKind::AttemptFailed).await;
+    assert!(
+        failed.message.contains("/nonexistent/holdline-ca.pem"),
+        "{}",
+        failed.message
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_error_says_what_to_do() {
+    let pki = pki();
+    let (cert, key) = leaf(&pki, false);
+    let addr = tls_server(cert, key).await;
+    let error = first_failure(wss_config(addr)).await;
+    assert!(
+        error
+            .to_string()
+            .contains("add that CA's certificate as an extra CA file"),
+        "{error}"
+    );
+}
