@@ -165,21 +165,44 @@ impl Connection {
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         ping.tick().await;
         let mut last_heard = Instant::now();
+        // The rare signals wait in futures made once, not once per frame:
+        // every publish wakes every subscriber, and registering a waiter
+        // takes a lock each time.
+        let shutting_down = async move {
+            let _ = shutdown.changed().await;
+        };
+        tokio::pin!(shutting_down);
+        let control_message = async move {
+            loop {
+                match control.recv().await {
+                    Ok(message) => return Some(message),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        };
+        tokio::pin!(control_message);
+        let overflowed = self.overflowed.clone();
+        let overflow = overflowed.notified();
+        tokio::pin!(overflow);
         loop {
             let outgoing = tokio::select! {
                 biased;
-                _ = shutdown.changed() => {
+                () = &mut shutting_down => {
                     self.close(CloseCode::Away, "server shutting down").await;
                     return "server shutdown";
                 }
-                message = control.recv() => match message {
-                    Ok(Control::CloseAll { code, reason }) => {
+                message = &mut control_message => match message {
+                    Some(Control::CloseAll { code, reason }) => {
                         self.close(CloseCode::from(code), &reason).await;
                         return "closed by the server";
                     }
-                    Err(_) => continue,
+                    None => {
+                        self.close(CloseCode::Away, "server shutting down").await;
+                        return "server gone";
+                    }
                 },
-                () = self.overflowed.notified() => {
+                () = &mut overflow => {
                     warn!(client = self.client_id, "slow consumer: closing with 4008");
                     self.shared.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
                     self.close(CloseCode::from(holdline_protocol::close::SLOW_CONSUMER),
