@@ -46,8 +46,7 @@ pub fn quarantine_if_corrupt(path: &Path) -> Option<(PathBuf, String)> {
         Ok(_) => "not a JSON object".to_owned(),
         Err(e) => e.to_string(),
     };
-    let stamp = holdline_engine::events::now_ms();
-    let to = path.with_file_name(format!("{FILE}.corrupt-{stamp}"));
+    let to = holdline_engine::store::aside_path(path);
     std::fs::rename(path, &to).ok()?;
     Some((to, error))
 }

@@ -178,13 +178,20 @@ impl Actor {
 
     // ---- phases -------------------------------------------------------
 
-    async fn wait_dormant(&mut self) {
-        let Some(command) = self.commands.recv().await else {
+    /// Handles a received command; false when the engine must exit (every
+    /// handle dropped, or a shutdown asked for).
+    fn accept_command(&mut self, command: Option<Command>) -> bool {
+        let Some(command) = command else {
             self.phase = Phase::Exit;
-            return;
+            return false;
         };
         self.handle_command(command);
-        if matches!(self.phase, Phase::Exit) {
+        !matches!(self.phase, Phase::Exit)
+    }
+
+    async fn wait_dormant(&mut self) {
+        let command = self.commands.recv().await;
+        if !self.accept_command(command) {
             return;
         }
         if self.want_connected {
@@ -196,12 +203,7 @@ impl Actor {
         tokio::select! {
             () = sleep_until(until) => self.phase = Phase::Connecting,
             command = self.commands.recv() => {
-                let Some(command) = command else {
-                    self.phase = Phase::Exit;
-                    return;
-                };
-                self.handle_command(command);
-                if matches!(self.phase, Phase::Exit) {
+                if !self.accept_command(command) {
                     return;
                 }
                 if !self.want_connected {
@@ -243,12 +245,7 @@ impl Actor {
             tokio::select! {
                 result = &mut dialing => break result,
                 command = self.commands.recv() => {
-                    let Some(command) = command else {
-                        self.phase = Phase::Exit;
-                        return;
-                    };
-                    self.handle_command(command);
-                    if matches!(self.phase, Phase::Exit) {
+                    if !self.accept_command(command) {
                         return;
                     }
                     if !self.want_connected {

@@ -185,7 +185,9 @@ impl FileCursorStore {
     }
 }
 
-fn aside_path(path: &Path) -> PathBuf {
+/// Where an unreadable file is moved: beside it, named
+/// `NAME.corrupt-<unix ms>`, so nothing is lost and the next start is clean.
+pub fn aside_path(path: &Path) -> PathBuf {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())

@@ -87,7 +87,7 @@ impl Database {
         match Self::open_checked(&path) {
             Ok(db) => Ok((db, None)),
             Err(reason) => {
-                let to = aside_path(&path);
+                let to = holdline_engine::store::aside_path(&path);
                 std::fs::rename(&path, &to).map_err(|e| error(&path, e))?;
                 for suffix in ["-wal", "-shm"] {
                     let mut side = path.as_os_str().to_os_string();
@@ -159,16 +159,6 @@ fn error(path: &Path, e: impl std::fmt::Display) -> StorageError {
         path: path.display().to_string(),
         detail: e.to_string(),
     }
-}
-
-fn aside_path(path: &Path) -> PathBuf {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".corrupt-{stamp}"));
-    path.with_file_name(name)
 }
 
 #[cfg(test)]
