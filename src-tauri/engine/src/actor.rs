@@ -1131,6 +1131,12 @@ fn cause_of_read_error(err: tokio_tungstenite::tungstenite::Error) -> Cause {
         WsError::Io(e) => Cause::ConnectionLost {
             detail: e.to_string(),
         },
+        // The TCP stream ended with no close frame: 1006, not a protocol fault.
+        WsError::Protocol(
+            tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        ) => Cause::ConnectionLost {
+            detail: "the peer closed the TCP connection without a close frame".into(),
+        },
         WsError::Capacity(e) => Cause::Protocol {
             detail: format!("frame over our limit: {e}"),
         },

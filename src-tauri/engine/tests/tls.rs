@@ -9,49 +9,12 @@ use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use holdline_engine::{Cause, ConnectError, ConnectionState, EngineConfig, HistoryKind};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use support::*;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-
-struct Pki {
-    ca_pem: String,
-    ca_params: CertificateParams,
-    ca_key: KeyPair,
-}
-
-fn pki() -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Holdline test CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    Pki {
-        ca_pem: ca_cert.pem(),
-        ca_params,
-        ca_key,
-    }
-}
-
-/// A leaf for `localhost`, signed by the test CA; `expired` backdates it.
-fn leaf(pki: &Pki, expired: bool) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
-    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    if expired {
-        let now = time::OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::days(30);
-        params.not_after = now - time::Duration::days(1);
-    }
-    let key = KeyPair::generate().unwrap();
-    let issuer = Issuer::from_params(&pki.ca_params, &pki.ca_key);
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    (cert.der().clone(), key_der)
-}
 
 // tungstenite's handshake callback returns its own (large) error type.
 #[allow(clippy::result_large_err)]
