@@ -152,7 +152,10 @@ impl FeedSequencer {
         if let Some(gap) = sub.gap
             && gap.to > self.last
         {
-            let from = gap.from.max(self.last + 1);
+            // A correct server's gap starts right after the cursor. One that
+            // starts later leaves events nobody will send: the marker covers
+            // them too rather than skip them silently.
+            let from = self.last + 1;
             self.stats.gaps += 1;
             out.push(Delivery::Gap {
                 feed: self.feed.clone(),
@@ -366,6 +369,20 @@ mod tests {
         s.on_event(event(5), Instant::now(), &mut out);
         assert_eq!(seqs(&out), [5]);
         assert_eq!(s.stats().resets, 1);
+    }
+
+    #[test]
+    fn a_gap_that_starts_past_the_cursor_still_marks_from_the_cursor() {
+        let mut s = from_start(16);
+        let mut out = Vec::new();
+        s.on_event(event(1), Instant::now(), &mut out);
+        out.clear();
+        s.subscribe_position();
+        s.on_subscribed(&subscribed("e1", 9, Some((5, 7))), &mut out);
+        assert!(
+            matches!(out[0], Delivery::Gap { from: 2, to: 7, .. }),
+            "{out:?}"
+        );
     }
 
     #[test]
