@@ -187,6 +187,20 @@ mod tests {
         assert_eq!(FeedUrl::parse("ws://h:81").unwrap().0.port(), 81);
     }
 
+    /// Found by the feed_url fuzz target: control characters vanish in
+    /// WHATWG parsing and `token=` lands in the path, where it is no
+    /// credential; the URL must re-parse to itself with no token.
+    #[test]
+    fn token_text_in_a_path_is_not_a_credential_and_reparses_stably() {
+        let input = "wss:f(tp\n://YY01Y\0\0\0\0\0token=\0\0\0\0\t\0\0\0\0";
+        let (url, token) = FeedUrl::parse(input).unwrap();
+        assert!(token.is_none());
+        assert!(url.as_str().starts_with("wss://"));
+        let (again, token) = FeedUrl::parse(url.as_str()).unwrap();
+        assert_eq!(again.as_str(), url.as_str());
+        assert!(token.is_none());
+    }
+
     #[test]
     fn redaction_hides_only_the_token() {
         assert_eq!(

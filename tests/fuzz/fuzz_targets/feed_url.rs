@@ -1,5 +1,6 @@
 //! Any text as a server URL: validation never panics; an accepted URL is
-//! ws or wss, keeps no token, and parses again to itself.
+//! ws or wss, carries no `token` query parameter (re-parsing it yields no
+//! token), and parses again to itself.
 #![no_main]
 
 use holdline_engine::FeedUrl;
@@ -10,7 +11,6 @@ fuzz_target!(|data: &[u8]| {
     match FeedUrl::parse(text) {
         Ok((url, _token)) => {
             assert!(url.as_str().starts_with("ws://") || url.as_str().starts_with("wss://"));
-            assert!(!url.as_str().contains("token="), "{url}");
             let (again, token) = FeedUrl::parse(url.as_str()).expect("an accepted URL parses again");
             assert_eq!(again.as_str(), url.as_str());
             assert!(token.is_none());
