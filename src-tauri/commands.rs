@@ -19,6 +19,11 @@ type HubState<'a> = State<'a, Arc<Hub>>;
 const MAX_TOKEN_BYTES: usize = 8192;
 const MAX_PUBLISH_BYTES: usize = 4 << 20;
 
+fn check_feed(feed: &str) -> AppResult<()> {
+    holdline_engine::validate_feed_name(feed)
+        .map_err(|e| AppError::invalid(format!("invalid feed name: {e}")))
+}
+
 async fn info(hub: &Hub, id: &str) -> AppResult<ServerInfo> {
     hub.server_infos()
         .await
@@ -99,15 +104,13 @@ pub async fn reconnect_now(hub: HubState<'_>) -> AppResult<()> {
 
 #[tauri::command]
 pub async fn subscribe(hub: HubState<'_>, feed: String, from_start: Option<bool>) -> AppResult<()> {
-    holdline_engine::validate_feed_name(&feed)
-        .map_err(|e| AppError::invalid(format!("invalid feed name: {e}")))?;
+    check_feed(&feed)?;
     hub.subscribe(&feed, from_start.unwrap_or(false)).await
 }
 
 #[tauri::command]
 pub async fn unsubscribe(hub: HubState<'_>, feed: String) -> AppResult<()> {
-    holdline_engine::validate_feed_name(&feed)
-        .map_err(|e| AppError::invalid(format!("invalid feed name: {e}")))?;
+    check_feed(&feed)?;
     hub.unsubscribe(&feed).await
 }
 

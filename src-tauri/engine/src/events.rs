@@ -146,9 +146,4 @@ pub struct OutboxItem {
     pub queued_at_ms: i64,
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
+pub use holdline_protocol::now_ms;

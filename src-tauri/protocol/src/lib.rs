@@ -26,3 +26,12 @@ pub const DEFAULT_HEARTBEAT_MS: u64 = 15_000;
 
 /// How many bytes of a malformed frame are kept for the record.
 pub const MALFORMED_EXCERPT_BYTES: usize = 256;
+
+/// Wall-clock time as the protocol counts it (`ts`: ms since the Unix
+/// epoch). A clock before 1970 reads as 0.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

@@ -36,7 +36,7 @@ async fn clock(hub: Arc<FeedHub>, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = tick.tick() => {
-                let now = crate::feeds::now_ms();
+                let now = holdline_protocol::now_ms();
                 if let Ok(data) = to_raw_value(&json!({ "unix_ms": now })) {
                     hub.publish(CLOCK, &data);
                 }

@@ -88,7 +88,7 @@ impl FeedHub {
             feed: name.to_owned(),
             seq,
             data: data.to_owned(),
-            ts: now_ms(),
+            ts: holdline_protocol::now_ms(),
         });
         let bytes = Utf8Bytes::from(frame.to_json());
         if self.retain > 0 {
@@ -169,13 +169,6 @@ impl FeedHub {
         log.subscribers.retain(|s| s.client_id != client_id);
         log.subscribers.len() != before
     }
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ impl Database {
         }
         tx.commit().map_err(|e| self.err(e))?;
         drop(conn);
-        self.apply_retention(crate::history::now_ms())?;
+        self.apply_retention(holdline_engine::events::now_ms())?;
         Ok(())
     }
 
@@ -237,13 +237,6 @@ fn build_query(query: &HistoryQuery, limit: Option<u32>) -> (String, Vec<Box<dyn
     (sql, args)
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,7 +255,7 @@ mod tests {
 
     fn seeded() -> Database {
         let db = Database::open_in_memory().unwrap();
-        let now = now_ms();
+        let now = holdline_engine::events::now_ms();
         let entries: Vec<_> = (0..10)
             .map(|i| {
                 let (kind, level) = if i % 2 == 0 {
@@ -382,7 +375,7 @@ mod tests {
                 max_age_ms: 5_000,
                 max_rows: 3,
             });
-        let now = now_ms();
+        let now = holdline_engine::events::now_ms();
         let entries: Vec<_> = (0..10)
             .map(|i| {
                 entry(

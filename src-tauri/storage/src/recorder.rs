@@ -41,7 +41,7 @@ pub async fn record_history(
             Ok(_) => {}
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 batch.push(HistoryEntry {
-                    at_ms: crate::history::now_ms(),
+                    at_ms: holdline_engine::events::now_ms(),
                     kind: holdline_engine::HistoryKind::Storage,
                     level: holdline_engine::Level::Warn,
                     message: format!(
