@@ -1,4 +1,6 @@
 //! The `holdline-cli` binary end to end, against the reference server.
+//! Unix only: the tests signal the process with `kill`.
+#![cfg(unix)]
 
 use std::path::Path;
 use std::process::Stdio;
@@ -412,6 +414,9 @@ async fn login_stores_the_token_in_the_keyring_and_logout_removes_it() {
     assert_eq!(after.code, 3, "{}", after.stderr);
 }
 
+// A dead Secret Service is a Linux situation; elsewhere the OS keyring
+// does not go through D-Bus.
+#[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_dead_keyring_is_a_clear_error_that_names_the_fix() {
     let dead = run(cli()

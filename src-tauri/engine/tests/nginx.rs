@@ -8,7 +8,9 @@
 //! - `wss://` through nginx's TLS termination, trusting the test CA.
 //!
 //! Needs `nginx` (scripts/setup installs it). Without it the tests say so
-//! and pass, unless HOLDLINE_REQUIRE_NGINX=1 (CI).
+//! and pass, unless HOLDLINE_REQUIRE_NGINX=1 (CI). Linux only: the nginx
+//! setup (users, paths) is Debian's.
+#![cfg(target_os = "linux")]
 
 mod support;
 
