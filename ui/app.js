@@ -11,6 +11,10 @@ import { createStatusView } from './views/status.js';
 import { $ } from './views/dom.js';
 
 const views = {};
+// Pushed state changes seen so far. A snapshot answers a request made
+// earlier; if a state change was pushed meanwhile, it is newer than the
+// snapshot's and must not be overwritten by it.
+let stateChanges = 0;
 
 const THEMES = ['system', 'light', 'dark'];
 let preferences = { theme: 'system' };
@@ -40,6 +44,7 @@ function handleItems(items, dropped) {
         views.feeds.onDelivery(item);
         break;
       case 'state':
+        stateChanges += 1;
         views.status.setState(item.state);
         views.servers.onState(item.state);
         break;
@@ -59,13 +64,14 @@ function handleItems(items, dropped) {
 }
 
 async function rebuild() {
+  const seenBefore = stateChanges;
   const snap = await invoke('snapshot');
   preferences = snap.preferences ?? preferences;
   applyTheme(preferences.theme);
   views.servers.render(snap.servers, snap.keyring);
   views.feeds.reset(snap.subscribed, snap.engine);
   views.live.reset(snap.recent, snap.subscribed);
-  views.status.setState(snap.engine?.state ?? { state: 'idle' });
+  if (stateChanges === seenBefore) views.status.setState(snap.engine?.state ?? { state: 'idle' });
   views.status.onStats(snap.engine);
   views.status.setServer(snap.servers.find((s) => s.active));
   views.publish.reset(snap.engine?.outbox ?? [], snap.subscribed);

@@ -10,18 +10,30 @@
   const subscribed = [];
   let history = [];
   let nextId = 1;
-  const state = { state: 'open', session: 's1', raw: false };
+  let state = { state: 'open', session: 's1', raw: false };
+  let snapshotGate = null;
 
   function fail(code, message) {
     return Promise.reject({ code, message });
   }
 
   const handlers = {
-    snapshot: () => ({
+    snapshot: async () => {
+      const taken = snapshotBody();
+      if (snapshotGate) await snapshotGate;
+      return taken;
+    },
+  };
+
+  function snapshotBody() {
+    return {
       servers, active_server: 'local-demo',
       engine: { state, feeds: subscribed.map((feed) => ({ feed, epoch: 'e1', last_seq: 0, buffered: 0, delivered: 0, duplicates: 0, gaps: 0, resets: 0, resubscribes: 0 })), outbox: [], rtt_ms: 1.25 },
       subscribed, recent: [], history: [], preferences: { theme: 'system' }, keyring: { available: true, problem: null },
-    }),
+    };
+  }
+
+  Object.assign(handlers, {
     servers_list: () => servers,
     login: ({ url, token, remember }) => {
       if (!/^wss?:\/\//i.test(url)) return fail('invalid_url', `scheme "${url.split(':')[0]}" is not a feed URL; only ws:// and wss:// are`);
@@ -49,7 +61,7 @@
     connect: () => null,
     logout: () => null,
     server_remove: () => null,
-  };
+  });
 
   globalThis.__HOLDLINE_FAKE_BRIDGE__ = {
     invoke(command, args) {
@@ -67,5 +79,12 @@
     publishOutcome: ({ feed, id }) => ({ id, feed, seq: 7 }),
     emit(items, dropped = 0) { listener?.(items, dropped); },
     setHistory(rows) { history = rows; },
+    setEngineState(next) { state = next; },
+    /** Holds snapshot answers until the returned function is called. */
+    holdSnapshots() {
+      let release;
+      snapshotGate = new Promise((resolve) => { release = resolve; });
+      return () => { snapshotGate = null; release(); };
+    },
   };
 })();

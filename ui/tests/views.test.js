@@ -41,6 +41,23 @@ test('without a keyring the form offers a session-only login', async () => {
   await page.evaluate(() => { globalThis.__fake.keyringDead = false; });
 });
 
+test('a snapshot taken before a pushed state change does not overwrite it', async () => {
+  await page.evaluate(() => globalThis.__fake.setEngineState({ state: 'connecting', attempt: 1 }));
+  const release = await page.evaluateHandle(() => globalThis.__fake.holdSnapshots());
+  await page.getByTestId('server-add').click();
+  await page.getByTestId('server-url').fill('ws://race.example:9000');
+  await page.getByTestId('server-token').fill('t3');
+  await page.getByTestId('login-submit').click();
+  await page.waitForFunction(() => globalThis.__fake.calls.filter((c) => c.command === 'snapshot').length >= 2);
+  // The engine opens while the (older) snapshot answer is still on its way.
+  await emit([{ t: 'state', state: { state: 'open', session: 's9', raw: false } }]);
+  await page.getByTestId('state').filter({ hasText: 'open' }).waitFor();
+  await release.evaluate((done) => done());
+  await page.locator('.server.active', { hasText: 'race.example' }).waitFor();
+  assert.equal(await page.getByTestId('state').textContent(), 'open');
+  await page.evaluate(() => globalThis.__fake.setEngineState({ state: 'open', session: 's1', raw: false }));
+});
+
 test('subscribing, then events, gaps and resets render inline in order', async () => {
   await page.getByTestId('feed-name').fill('prices');
   await page.getByTestId('feed-subscribe').click();
