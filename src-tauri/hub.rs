@@ -295,12 +295,18 @@ impl Hub {
     async fn stop_active(&self) {
         let previous = self.active.lock().await.take();
         if let Some(active) = previous {
-            active.engine.shutdown().await;
-            for task in active.tasks {
-                task.abort();
-            }
-            self.outbound.clear_recent();
+            self.retire(active).await;
         }
+    }
+
+    /// Closes a server's engine cleanly and stops its pumps; the live view
+    /// starts empty for whatever comes next.
+    async fn retire(&self, active: Active) {
+        active.engine.shutdown().await;
+        for task in active.tasks {
+            task.abort();
+        }
+        self.outbound.clear_recent();
     }
 
     fn engine_config(&self, url: FeedUrl, token: Option<Token>) -> EngineConfig {
@@ -340,11 +346,7 @@ impl Hub {
             return Ok(engine);
         }
         if let Some(previous) = active.take() {
-            previous.engine.shutdown().await;
-            for task in previous.tasks {
-                task.abort();
-            }
-            self.outbound.clear_recent();
+            self.retire(previous).await;
         }
         let (url, _) = FeedUrl::parse(&entry.url)?;
         let server_key = url.server_key().to_owned();
