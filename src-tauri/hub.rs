@@ -376,12 +376,18 @@ impl Hub {
         let outbound = self.outbound.clone();
         tasks.push(tokio::spawn(async move {
             // The UI is the consumer: a delivery is handled once it is queued
-            // for every attached window.
+            // for every attached window. Committing after that means a crash
+            // in between repeats the delivery instead of skipping it.
             while let Some(delivery) = deliveries.recv().await {
-                if let Err(err) = deliveries.commit(&delivery) {
+                let reached = delivery
+                    .cursor()
+                    .map(|(feed, cursor)| (feed.to_owned(), cursor));
+                outbound.push(UiItem::from_delivery(delivery));
+                if let Some((feed, cursor)) = reached
+                    && let Err(err) = deliveries.commit_cursor(&feed, &cursor)
+                {
                     tracing::error!(%err, "cursor not saved");
                 }
-                outbound.push(UiItem::from_delivery(delivery));
             }
             let _ = deliveries.flush();
         }));

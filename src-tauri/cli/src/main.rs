@@ -1,6 +1,7 @@
 //! `holdline-cli`: the engine without a window. Deliveries go to stdout as
 //! JSON lines; state and history go to stderr.
 
+mod ledger;
 mod output;
 
 use std::io::Read;
@@ -17,7 +18,8 @@ use holdline_engine::{
 use serde_json::value::RawValue;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::output::{Stdout, describe_event};
+use crate::ledger::{OutputLedger, Recovery};
+use crate::output::{Output, describe_event};
 
 /// The engine hands each event from its socket thread to the consumer's;
 /// mimalloc frees across threads without contending on one arena lock.
@@ -84,6 +86,12 @@ struct TailArgs {
     /// Exit after this many event lines.
     #[arg(long, value_name = "N")]
     max_events: Option<u64>,
+    /// Append the lines to FILE instead of stdout. FILE is then also the
+    /// record of progress (cursors in FILE.holdline.json): a restart, even
+    /// after `kill -9`, continues right after its last complete line, so
+    /// every event is in FILE exactly once.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
     #[command(flatten)]
     connection: Connection,
 }
@@ -213,23 +221,9 @@ async fn tail(args: TailArgs) -> u8 {
         }
     }
     let token = resolve_token(&url, url_token);
-    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
-    let (cursors, recovery) = match FileCursorStore::open(state_dir.join("cursors.json")) {
+    let (stores, mut output) = match open_progress(&args, url.server_key()) {
         Ok(opened) => opened,
-        Err(err) => {
-            complain(&format!("cannot open the cursor store: {err}"));
-            return exit::FAILED;
-        }
-    };
-    if let Some(FileRecovery::MovedAside { to, reason }) = recovery {
-        complain(&format!(
-            "{reason}; moved to {} and starting without cursors",
-            to.display()
-        ));
-    }
-    let stores = Stores {
-        cursors: Arc::new(cursors),
-        ..Stores::default()
+        Err(code) => return code,
     };
     let config = engine_config(url, token, &args.connection);
     let (engine, mut deliveries) = match Engine::start(config, stores) {
@@ -252,7 +246,6 @@ async fn tail(args: TailArgs) -> u8 {
         }
     }
     let _ = engine.connect().await;
-    let mut stdout = Stdout::new();
     let mut printed = 0u64;
     let limit = args.max_events;
     let mut code = exit::DONE;
@@ -267,8 +260,13 @@ async fn tail(args: TailArgs) -> u8 {
         tokio::select! {
             delivery = deliveries.recv() => {
                 let Some(delivery) = delivery else { break };
-                if stdout.write_delivery(&delivery).is_err() {
-                    // The reader went away (a closed pipe): nothing to do.
+                if let Err(err) = output.write_delivery(&delivery) {
+                    // A closed pipe means the reader went away: nothing to
+                    // say. A file that cannot be written is worth a word.
+                    if err.kind() != std::io::ErrorKind::BrokenPipe {
+                        complain(&format!("cannot write the output: {err}"));
+                        code = exit::FAILED;
+                    }
                     break;
                 }
                 if let Err(err) = deliveries.commit(&delivery) {
@@ -309,6 +307,77 @@ async fn tail(args: TailArgs) -> u8 {
     code
 }
 
+/// Where `tail` keeps its cursors and writes its lines: a cursor file in
+/// the state directory and stdout, or the `--output` file and its ledger.
+fn open_progress(args: &TailArgs, server: &str) -> Result<(Stores, Output), u8> {
+    if let Some(path) = &args.output {
+        let (ledger, recovery) = match OutputLedger::open(path, server) {
+            Ok(opened) => opened,
+            Err(err @ ledger::OpenError::OtherServer { .. }) => {
+                complain(&err.to_string());
+                return Err(exit::USAGE);
+            }
+            Err(err) => {
+                complain(&err.to_string());
+                return Err(exit::FAILED);
+            }
+        };
+        report_recovery(&ledger, &recovery);
+        let ledger = Arc::new(ledger);
+        let stores = Stores {
+            cursors: ledger.clone(),
+            ..Stores::default()
+        };
+        return Ok((stores, Output::ledger(ledger)));
+    }
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let (cursors, recovery) = match FileCursorStore::open(state_dir.join("cursors.json")) {
+        Ok(opened) => opened,
+        Err(err) => {
+            complain(&format!("cannot open the cursor store: {err}"));
+            return Err(exit::FAILED);
+        }
+    };
+    if let Some(FileRecovery::MovedAside { to, reason }) = recovery {
+        complain(&format!(
+            "{reason}; moved to {} and starting without cursors",
+            to.display()
+        ));
+    }
+    let stores = Stores {
+        cursors: Arc::new(cursors),
+        ..Stores::default()
+    };
+    Ok((stores, Output::stdout()))
+}
+
+fn report_recovery(ledger: &OutputLedger, recovery: &Recovery) {
+    let path = ledger.path().display();
+    if let Some(to) = &recovery.moved_aside {
+        complain(&format!(
+            "the progress record of {path} was unreadable; moved to {} and reading {path} from its start",
+            to.display()
+        ));
+    }
+    if recovery.shorter_than_recorded {
+        complain(&format!(
+            "{path} is shorter than recorded (truncated or replaced?); continuing after the saved cursors"
+        ));
+    }
+    if recovery.cut_bytes > 0 {
+        complain(&format!(
+            "cut an incomplete last line ({} bytes) an interrupted run left in {path}",
+            recovery.cut_bytes
+        ));
+    }
+    if recovery.foreign_lines > 0 {
+        complain(&format!(
+            "{} lines in {path} are not holdline-cli output; they were skipped",
+            recovery.foreign_lines
+        ));
+    }
+}
+
 async fn publish(args: PublishArgs) -> u8 {
     let (url, url_token) = match parse_url(&args.url) {
         Ok(parsed) => parsed,
@@ -347,8 +416,7 @@ async fn publish(args: PublishArgs) -> u8 {
         tokio::select! {
             outcome = &mut pending => break match outcome {
                 Ok(ack) => {
-                    let mut stdout = Stdout::new();
-                    let _ = stdout.write_ack(&ack.feed, ack.seq, &ack.id);
+                    let _ = Output::stdout().write_ack(&ack.feed, ack.seq, &ack.id);
                     exit::DONE
                 }
                 Err(PublishError::Rejected { server_code, message }) => {

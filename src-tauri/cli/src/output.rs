@@ -1,11 +1,15 @@
-//! The CLI's output formats. stdout carries one JSON object per line,
-//! flushed per line (other programs parse it); stderr is for people.
+//! The CLI's output formats. stdout (or the `--output` file) carries one
+//! JSON object per line, written whole per line (other programs parse it);
+//! stderr is for people.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use holdline_engine::{Delivery, EngineEvent, Level, RawFrame};
 use serde::Serialize;
 use serde_json::value::RawValue;
+
+use crate::ledger::OutputLedger;
 
 #[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -38,15 +42,27 @@ enum Line<'a> {
     },
 }
 
-pub struct Stdout {
-    out: io::StdoutLock<'static>,
+enum Sink {
+    Stdout(io::StdoutLock<'static>),
+    Ledger(Arc<OutputLedger>),
+}
+
+pub struct Output {
+    sink: Sink,
     buffer: Vec<u8>,
 }
 
-impl Stdout {
-    pub fn new() -> Self {
-        Stdout {
-            out: io::stdout().lock(),
+impl Output {
+    pub fn stdout() -> Self {
+        Output {
+            sink: Sink::Stdout(io::stdout().lock()),
+            buffer: Vec::with_capacity(512),
+        }
+    }
+
+    pub fn ledger(ledger: Arc<OutputLedger>) -> Self {
+        Output {
+            sink: Sink::Ledger(ledger),
             buffer: Vec::with_capacity(512),
         }
     }
@@ -55,8 +71,13 @@ impl Stdout {
         self.buffer.clear();
         serde_json::to_writer(&mut self.buffer, line)?;
         self.buffer.push(b'\n');
-        self.out.write_all(&self.buffer)?;
-        self.out.flush()
+        match &mut self.sink {
+            Sink::Stdout(out) => {
+                out.write_all(&self.buffer)?;
+                out.flush()
+            }
+            Sink::Ledger(ledger) => ledger.append_line(&self.buffer),
+        }
     }
 
     pub fn write_delivery(&mut self, delivery: &Delivery) -> io::Result<()> {

@@ -45,7 +45,7 @@ pub use crate::secret::Token;
 pub use crate::sequencer::StartFrom;
 pub use crate::store::{
     CursorStore, FileCursorStore, FileRecovery, MemoryCursorStore, MemoryOutboxStore, OutboxEntry,
-    OutboxStore, StoreError,
+    OutboxStore, StoreError, aside_path, write_atomically,
 };
 pub use holdline_protocol::validate_feed_name;
 
@@ -296,9 +296,16 @@ impl Deliveries {
     /// Records that `delivery` has been handled.
     pub fn commit(&self, delivery: &Delivery) -> Result<(), StoreError> {
         match delivery.cursor() {
-            Some((feed, cursor)) => self.cursors.save(&self.server_key, feed, &cursor),
+            Some((feed, cursor)) => self.commit_cursor(feed, &cursor),
             None => Ok(()),
         }
+    }
+
+    /// Records that a delivery reaching `cursor` has been handled, for a
+    /// consumer that hands the delivery on before committing (so a crash in
+    /// between repeats it rather than skipping it).
+    pub fn commit_cursor(&self, feed: &str, cursor: &Cursor) -> Result<(), StoreError> {
+        self.cursors.save(&self.server_key, feed, cursor)
     }
 
     /// Makes every committed cursor durable.

@@ -24,7 +24,7 @@ pub struct StoreError {
 }
 
 impl StoreError {
-    fn io(what: &str, path: &Path, err: impl std::fmt::Display) -> Self {
+    pub fn io(what: &str, path: &Path, err: impl std::fmt::Display) -> Self {
         StoreError {
             what: what.into(),
             path: path.display().to_string(),
