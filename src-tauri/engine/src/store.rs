@@ -119,6 +119,9 @@ pub struct FileCursorStore {
     path: PathBuf,
     write_interval: Duration,
     state: Mutex<FileState>,
+    /// Held for the store's life: a second process would overwrite this
+    /// one's cursors with its own, so it is refused instead.
+    _lock: fs::File,
 }
 
 #[derive(Debug)]
@@ -134,6 +137,7 @@ impl FileCursorStore {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| StoreError::io("creating", dir, e))?;
         }
+        let lock = lock_beside(&path)?;
         let (servers, recovery) = match fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<CursorFile>(&bytes) {
                 Ok(file) => (file.servers, None),
@@ -158,6 +162,7 @@ impl FileCursorStore {
                 dirty: false,
                 last_write: None,
             }),
+            _lock: lock,
         };
         Ok((store, recovery))
     }
@@ -182,6 +187,28 @@ impl FileCursorStore {
         state.dirty = false;
         state.last_write = Some(Instant::now());
         Ok(())
+    }
+}
+
+/// Takes `NAME.lock` beside `path` for this process, or says who has it.
+fn lock_beside(path: &Path) -> Result<fs::File, StoreError> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    let lock_path = path.with_file_name(name);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StoreError::io("opening", &lock_path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(StoreError::io(
+            "locking",
+            &lock_path,
+            "another process uses these cursors (give each its own state directory)",
+        )),
+        Err(fs::TryLockError::Error(e)) => Err(StoreError::io("locking", &lock_path, e)),
     }
 }
 
@@ -302,6 +329,17 @@ mod tests {
         store.save("ws://a/", "f", &cursor("e", 1)).unwrap();
         store.flush().unwrap();
         assert!(path.exists());
+    }
+
+    #[test]
+    fn a_second_store_on_the_same_file_is_refused_while_the_first_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cursors.json");
+        let (first, _) = FileCursorStore::open(&path).unwrap();
+        let err = FileCursorStore::open(&path).unwrap_err();
+        assert!(err.detail.contains("another process"), "{err}");
+        drop(first);
+        assert!(FileCursorStore::open(&path).is_ok());
     }
 
     #[test]
