@@ -228,7 +228,11 @@ pub async fn settings_get(hub: HubState<'_>) -> AppResult<Preferences> {
 }
 
 #[tauri::command]
-pub async fn settings_save(hub: HubState<'_>, preferences: Preferences) -> AppResult<Preferences> {
+pub async fn settings_save<R: Runtime>(
+    app: AppHandle<R>,
+    hub: HubState<'_>,
+    preferences: Preferences,
+) -> AppResult<Preferences> {
     if !matches!(preferences.theme.as_str(), "system" | "light" | "dark") {
         return Err(AppError::invalid("theme is one of system, light, dark"));
     }
@@ -250,6 +254,16 @@ pub async fn settings_save(hub: HubState<'_>, preferences: Preferences) -> AppRe
                 range.end()
             )));
         }
+    }
+    if let Some(secs) = preferences.alert_after_s
+        && !(5..=86_400).contains(&secs)
+    {
+        return Err(AppError::invalid(
+            "alert_after_s must be within 5..=86400 (or null for no alerts)",
+        ));
+    }
+    if preferences.start_at_login != hub.preferences().start_at_login {
+        crate::desktop::set_start_at_login(&app, preferences.start_at_login)?;
     }
     hub.save_preferences(&preferences)?;
     Ok(preferences)

@@ -44,6 +44,11 @@ pub struct Preferences {
     pub backoff_max_ms: Option<u64>,
     /// Extra CA file for wss:// servers with a private CA.
     pub extra_ca_file: Option<String>,
+    /// Launch Holdline when the user logs in (off unless asked for).
+    pub start_at_login: bool,
+    /// Notify after the active server has been unreachable this long;
+    /// `None` turns outage notifications off.
+    pub alert_after_s: Option<u64>,
 }
 
 impl Default for Preferences {
@@ -54,6 +59,8 @@ impl Default for Preferences {
             backoff_initial_ms: None,
             backoff_max_ms: None,
             extra_ca_file: None,
+            start_at_login: false,
+            alert_after_s: Some(60),
         }
     }
 }

@@ -29,6 +29,9 @@ pub enum AppError {
     Settings { message: String },
     #[error("{message}")]
     Export { message: String },
+    /// The desktop refused something (start at login, notifications).
+    #[error("{message}")]
+    Desktop { message: String },
 }
 
 impl AppError {
@@ -53,6 +56,7 @@ impl AppError {
                 EngineError::Stopped => "engine_stopped",
             },
             AppError::InvalidInput { .. } => "invalid_input",
+            AppError::Desktop { .. } => "desktop",
             AppError::UnknownServer { .. } => "unknown_server",
             AppError::NoActiveServer => "no_active_server",
             AppError::Keyring(CredentialError::Unavailable { .. }) => "keyring_unavailable",

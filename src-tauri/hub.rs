@@ -14,6 +14,7 @@ use holdline_storage::{Database, SqliteCursorStore, SqliteOutboxStore};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
+use crate::alerts::ActiveStatus;
 use crate::dto::{KeyringStatus, Preferences, ServerEntry, ServerInfo, UiItem};
 use crate::error::{AppError, AppResult};
 use crate::outbound::Outbound;
@@ -40,6 +41,8 @@ pub struct Hub {
     session_tokens: Mutex<HashMap<String, Token>>,
     active: tokio::sync::Mutex<Option<Active>>,
     keyring_problem: Mutex<Option<String>>,
+    /// The active server and its state, for the tray and outage alerts.
+    status: tokio::sync::watch::Sender<ActiveStatus>,
 }
 
 impl Hub {
@@ -57,7 +60,12 @@ impl Hub {
             session_tokens: Mutex::new(session_tokens),
             active: tokio::sync::Mutex::new(None),
             keyring_problem: Mutex::new(None),
+            status: tokio::sync::watch::Sender::new(ActiveStatus::default()),
         }
+    }
+
+    pub fn status(&self) -> tokio::sync::watch::Receiver<ActiveStatus> {
+        self.status.subscribe()
     }
 
     /// Writes an app-level history entry (storage, settings, triggers with
@@ -307,6 +315,7 @@ impl Hub {
             task.abort();
         }
         self.outbound.clear_recent();
+        self.status.send_replace(ActiveStatus::default());
     }
 
     fn engine_config(&self, url: FeedUrl, token: Option<Token>) -> EngineConfig {
@@ -364,10 +373,24 @@ impl Hub {
         )));
         let outbound = self.outbound.clone();
         let mut events = engine.events();
+        let status = self.status.clone();
+        let server_name = entry.name.clone();
+        status.send_replace(ActiveStatus {
+            server: Some(server_name.clone()),
+            state: holdline_engine::ConnectionState::Idle,
+        });
         tasks.push(tokio::spawn(async move {
             loop {
                 match events.recv().await {
-                    Ok(event) => outbound.push(UiItem::from_event(event)),
+                    Ok(event) => {
+                        if let holdline_engine::EngineEvent::State(state) = &event {
+                            status.send_replace(ActiveStatus {
+                                server: Some(server_name.clone()),
+                                state: state.clone(),
+                            });
+                        }
+                        outbound.push(UiItem::from_event(event));
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 }

@@ -2,7 +2,9 @@
 //! engine (`holdline-engine`) in commands, keeps settings, tokens and
 //! history, and streams state to the UI in `ui/`.
 
+mod alerts;
 mod commands;
+mod desktop;
 mod dto;
 mod error;
 mod hub;
@@ -10,6 +12,7 @@ mod logs;
 mod outbound;
 mod power;
 mod settings;
+mod tray;
 
 use std::sync::Arc;
 
@@ -22,9 +25,19 @@ pub use crate::dto::{AppSnapshot, ServerInfo, UiBatch};
 pub use crate::error::AppError;
 pub use crate::hub::Hub;
 
-/// The builder, for any runtime: `run` passes the real one, tests pass
-/// `tauri::test::mock_builder()`.
+/// The builder, for any runtime: tests pass `tauri::test::mock_builder()`.
+/// `run` uses `with_desktop`, which adds the tray, single instance and the
+/// other desktop integrations.
 pub fn build<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+    assemble(builder, false)
+}
+
+fn assemble<R: Runtime>(builder: tauri::Builder<R>, desktop: bool) -> tauri::Builder<R> {
+    let builder = if desktop {
+        desktop::plugins(builder)
+    } else {
+        builder
+    };
     builder
         .plugin(tauri_plugin_store::Builder::new().build())
         .plugin(tauri_plugin_dialog::init())
@@ -47,14 +60,17 @@ pub fn build<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             commands::settings_get,
             commands::settings_save,
         ])
-        .setup(|app| {
+        .setup(move |app| {
             let handle = app.handle().clone();
-            tauri::async_runtime::block_on(setup(handle))?;
+            tauri::async_runtime::block_on(setup(handle, desktop))?;
             Ok(())
         })
 }
 
-async fn setup<R: Runtime>(app: tauri::AppHandle<R>) -> Result<(), Box<dyn std::error::Error>> {
+async fn setup<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    desktop: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let data_dir = app.path().app_data_dir()?;
     let log_dir = app.path().app_log_dir()?;
     if let Some(guard) = logs::init(&log_dir) {
@@ -101,6 +117,9 @@ async fn setup<R: Runtime>(app: tauri::AppHandle<R>) -> Result<(), Box<dyn std::
     if let Err(err) = hub.activate(&start_with).await {
         tracing::warn!(%err, "could not reopen the last server");
     }
+    if desktop {
+        desktop::start(&app, hub.clone());
+    }
     app.manage(hub);
     Ok(())
 }
@@ -125,7 +144,7 @@ struct DemoServer(#[allow(dead_code)] holdline_server::RunningServer);
 struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
 
 pub fn run() {
-    let app = build(tauri::Builder::default());
+    let app = assemble(tauri::Builder::default(), true);
     if let Err(err) = app.run(tauri::generate_context!()) {
         eprintln!("holdline: {err}");
         std::process::exit(1);
