@@ -8,6 +8,7 @@ import { createLiveView } from './views/live.js';
 import { createPublishView } from './views/publish.js';
 import { createLogView } from './views/log.js';
 import { createStatusView } from './views/status.js';
+import { createSettingsView } from './views/settings.js';
 import { $ } from './views/dom.js';
 
 const views = {};
@@ -30,6 +31,7 @@ function setupThemeToggle() {
     try {
       preferences = await invoke('settings_save', { preferences: { ...preferences, theme: next } });
       applyTheme(preferences.theme);
+      views.settings.render(preferences);
     } catch (err) {
       views.status.announce(err.message);
     }
@@ -68,6 +70,7 @@ async function rebuild() {
   const snap = await invoke('snapshot');
   preferences = snap.preferences ?? preferences;
   applyTheme(preferences.theme);
+  views.settings.render(preferences);
   views.servers.render(snap.servers, snap.keyring);
   views.feeds.reset(snap.subscribed, snap.engine);
   views.live.reset(snap.recent, snap.subscribed);
@@ -79,7 +82,7 @@ async function rebuild() {
 }
 
 function setupTabs() {
-  const tabs = ['live', 'publish', 'log'];
+  const tabs = ['live', 'publish', 'log', 'settings'];
   const select = (name) => {
     for (const tab of tabs) {
       const on = tab === name;
@@ -90,7 +93,7 @@ function setupTabs() {
   };
   for (const tab of tabs) $(`#tab-${tab}`).addEventListener('click', () => select(tab));
   document.addEventListener('keydown', (e) => {
-    if (e.altKey && ['1', '2', '3'].includes(e.key)) select(tabs[Number(e.key) - 1]);
+    if (e.altKey && ['1', '2', '3', '4'].includes(e.key)) select(tabs[Number(e.key) - 1]);
   });
 }
 
@@ -102,6 +105,11 @@ async function main() {
   views.live = createLiveView(context);
   views.publish = createPublishView(context);
   views.log = createLogView(context);
+  views.settings = createSettingsView({
+    ...context,
+    saved: (next) => { preferences = next; applyTheme(next.theme); },
+    current: () => preferences,
+  });
   setupTabs();
   setupThemeToggle();
   // Attach first, then rebuild: nothing pushed in between is lost, and the

@@ -29,7 +29,7 @@
     return {
       servers, active_server: 'local-demo',
       engine: { state, feeds: subscribed.map((feed) => ({ feed, epoch: 'e1', last_seq: 0, buffered: 0, delivered: 0, duplicates: 0, gaps: 0, resets: 0, resubscribes: 0 })), outbox: [], rtt_ms: 1.25 },
-      subscribed, recent: [], history: [], preferences: { theme: 'system' }, keyring: { available: true, problem: null },
+      subscribed, recent: [], history: [], preferences: { theme: 'system', start_at_login: false, alert_after_s: 60, heartbeat_ms: null, backoff_initial_ms: null, backoff_max_ms: null, extra_ca_file: null }, keyring: { available: true, problem: null },
     };
   }
 
@@ -56,7 +56,11 @@
       return { rows, next_before_id: null };
     },
     history_export: () => ({ path: '/tmp/history.jsonl', count: history.length }),
-    settings_save: ({ preferences }) => preferences,
+    settings_save: ({ preferences }) => {
+      const after = preferences.alert_after_s;
+      if (after != null && (after < 5 || after > 86400)) return fail('invalid_input', 'alert_after_s must be within 5..=86400 (or null for no alerts)');
+      return preferences;
+    },
     reconnect_now: () => null,
     connect: () => null,
     logout: () => null,

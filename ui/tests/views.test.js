@@ -138,6 +138,33 @@ test('the log view lists history newest first, filters by kind and expands detai
   await page.getByTestId('tab-live').click();
 });
 
+test('settings: start at login and outage alerts reach the backend; its range error is shown', async () => {
+  await page.getByTestId('tab-settings').click();
+  assert.equal(await page.getByTestId('settings-start-at-login').isChecked(), false, 'off by default');
+  assert.equal(await page.getByTestId('settings-alerts').isChecked(), true);
+  assert.equal(await page.getByTestId('settings-alert-after').inputValue(), '60');
+  await page.getByTestId('settings-alert-after').fill('2');
+  await page.getByTestId('settings-save').click();
+  await page.getByTestId('settings-error').filter({ hasText: '5..=86400' }).waitFor();
+  await page.getByTestId('settings-alert-after').fill('45');
+  await page.getByTestId('settings-start-at-login').check();
+  await page.getByTestId('settings-heartbeat').fill('5000');
+  await page.getByTestId('settings-save').click();
+  await page.getByTestId('settings-saved').filter({ hasText: 'Saved' }).waitFor();
+  assert.equal(await page.getByTestId('settings-error').isHidden(), true);
+  const saved = (await calls('settings_save')).at(-1).preferences;
+  assert.equal(saved.start_at_login, true);
+  assert.equal(saved.alert_after_s, 45);
+  assert.equal(saved.heartbeat_ms, 5000);
+  assert.equal(saved.backoff_initial_ms, null);
+  assert.equal(saved.theme, 'system', 'fields the form does not show are kept');
+  await page.getByTestId('settings-alerts').uncheck();
+  assert.equal(await page.getByTestId('settings-alert-after').isDisabled(), true);
+  await page.getByTestId('settings-save').click();
+  await page.waitForFunction(() => globalThis.__fake.calls.filter((c) => c.command === 'settings_save').at(-1).args.preferences.alert_after_s === null);
+  await page.getByTestId('tab-live').click();
+});
+
 test('a 50,000 events/s burst is counted in full, keeps the DOM bounded and input responsive', async () => {
   await page.evaluate(() => {
     globalThis.__longTasks = [];
