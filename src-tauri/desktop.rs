@@ -38,6 +38,7 @@ pub fn start<R: Runtime>(app: &AppHandle<R>, hub: Arc<Hub>) {
     if let Err(err) = tray::install(app, hub.clone()) {
         tracing::warn!(%err, "no tray icon");
     }
+    save_window_state_as_it_changes(app);
     let notifier = app.clone();
     let settings = hub.clone();
     tauri::async_runtime::spawn(alerts::watch_outages(
@@ -50,6 +51,41 @@ pub fn start<R: Runtime>(app: &AppHandle<R>, hub: Arc<Hub>) {
         },
         move |alert| notify(&notifier, &hub, &alert),
     ));
+}
+
+/// The window-state plugin writes its file only on a clean exit; a session
+/// ending with SIGTERM, or a crash, would forget the window. So the state is
+/// also written shortly after the window stops moving or resizing.
+fn save_window_state_as_it_changes<R: Runtime>(app: &AppHandle<R>) {
+    use tauri_plugin_window_state::{AppHandleExt as _, StateFlags};
+    const QUIET: Duration = Duration::from_millis(500);
+    let Some(window) = app.get_webview_window("main") else {
+        return;
+    };
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let signal = changed.clone();
+    window.on_window_event(move |event| {
+        if matches!(
+            event,
+            tauri::WindowEvent::Moved(_) | tauri::WindowEvent::Resized(_)
+        ) {
+            signal.notify_one();
+        }
+    });
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            changed.notified().await;
+            // Wait for a pause: a drag produces a stream of events.
+            while tokio::time::timeout(QUIET, changed.notified())
+                .await
+                .is_ok()
+            {}
+            if let Err(err) = app.save_window_state(StateFlags::all()) {
+                tracing::warn!(%err, "window state not saved");
+            }
+        }
+    });
 }
 
 fn notify<R: Runtime>(app: &AppHandle<R>, hub: &Hub, alert: &Alert) {
@@ -85,6 +121,11 @@ pub fn set_start_at_login<R: Runtime>(app: &AppHandle<R>, on: bool) -> AppResult
         return Err(AppError::Desktop {
             message: "start at login is not available in this build".into(),
         });
+    }
+    // auto-launch creates only the last level of ~/.config/autostart.
+    #[cfg(target_os = "linux")]
+    if on && let Some(home) = std::env::home_dir() {
+        let _ = std::fs::create_dir_all(home.join(".config").join("autostart"));
     }
     let manager = app.autolaunch();
     let result = if on {

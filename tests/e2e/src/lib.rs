@@ -64,12 +64,35 @@ pub fn free_port() -> u16 {
 /// (HOME and the XDG directories), and a WebDriver session on its window.
 pub struct DrivenApp {
     pub client: Client,
+    /// The X display the app runs on.
+    pub display: String,
+    home: PathBuf,
     _driver: Killed,
     _xvfb: Killed,
 }
 
+/// HOME and the XDG directories, all inside `home`.
+fn world(home: &Path) -> [(&'static str, PathBuf); 4] {
+    [
+        ("HOME", home.to_owned()),
+        ("XDG_DATA_HOME", home.join("data")),
+        ("XDG_CONFIG_HOME", home.join("config")),
+        ("XDG_CACHE_HOME", home.join("cache")),
+    ]
+}
+
 impl DrivenApp {
     pub async fn launch(home: &Path, extra_env: &[(&str, &str)]) -> DrivenApp {
+        Self::launch_binary(&app_binary(), home, extra_env).await
+    }
+
+    /// Like `launch`, for another build of the app (e.g. one installed
+    /// from a bundle).
+    pub async fn launch_binary(
+        binary: &Path,
+        home: &Path,
+        extra_env: &[(&str, &str)],
+    ) -> DrivenApp {
         // fantoccini's HTTP client takes rustls's process-wide provider.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut xvfb = Command::new("Xvfb")
@@ -103,10 +126,7 @@ impl DrivenApp {
                 &native_port.to_string(),
             ])
             .env("DISPLAY", &display)
-            .env("HOME", home)
-            .env("XDG_DATA_HOME", home.join("data"))
-            .env("XDG_CONFIG_HOME", home.join("config"))
-            .env("XDG_CACHE_HOME", home.join("cache"))
+            .envs(world(home))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for (key, value) in extra_env {
@@ -116,7 +136,7 @@ impl DrivenApp {
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "tauri:options".into(),
-            serde_json::json!({ "application": app_binary() }),
+            serde_json::json!({ "application": binary }),
         );
         capabilities.insert("browserName".into(), "wry".into());
         let client = within(WAIT, "a WebDriver session", async {
@@ -136,9 +156,24 @@ impl DrivenApp {
         .await;
         DrivenApp {
             client,
+            display,
+            home: home.to_owned(),
             _driver: driver,
             _xvfb: xvfb,
         }
+    }
+
+    /// A command that starts `binary` in this app's world (display, HOME,
+    /// XDG directories), as a user launching it a second time would.
+    pub fn same_world(&self, binary: &Path) -> Command {
+        let mut command = Command::new(binary);
+        command
+            .env("DISPLAY", &self.display)
+            .envs(world(&self.home))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
     }
 
     pub async fn css(&self, selector: &str) -> fantoccini::elements::Element {
