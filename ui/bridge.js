@@ -16,6 +16,14 @@ export async function invoke(command, args = {}) {
 export async function attach(onBatch) {
   if (fake) return fake.attach(onBatch);
   const channel = new tauri.core.Channel();
-  channel.onmessage = (batch) => onBatch(batch.items, batch.dropped);
+  // Read-only counters for benchmarks (how the Channel batches under load).
+  const stats = { messages: 0, items: 0, dropped: 0 };
+  globalThis.__holdlineChannelStats = stats;
+  channel.onmessage = (batch) => {
+    stats.messages += 1;
+    stats.items += batch.items.length;
+    stats.dropped += batch.dropped;
+    onBatch(batch.items, batch.dropped);
+  };
   await tauri.core.invoke('events_attach', { channel });
 }

@@ -76,8 +76,16 @@ async fn the_deb_installs_into_a_scratch_root_and_its_binary_starts_to_its_windo
     let entries: Vec<_> = files_under(&root.path().join("usr/share/applications"));
     assert_eq!(entries.len(), 1, "{entries:?}");
     let entry = std::fs::read_to_string(&entries[0]).unwrap();
-    for line in ["Name=Holdline", "Exec=holdline", "Categories=Utility", "Icon=holdline"] {
-        assert!(entry.contains(line), "{line:?} not in the desktop entry:\n{entry}");
+    for line in [
+        "Name=Holdline",
+        "Exec=holdline",
+        "Categories=Utility",
+        "Icon=holdline",
+    ] {
+        assert!(
+            entry.contains(line),
+            "{line:?} not in the desktop entry:\n{entry}"
+        );
     }
     let icons = files_under(&root.path().join("usr/share/icons/hicolor"));
     assert!(
