@@ -18,8 +18,6 @@ use futures_util::{SinkExt, StreamExt};
 use holdline_engine::{Delivery, Engine, EngineConfig, FeedUrl, StartFrom, Stores, Token};
 use serde::Deserialize;
 use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 /// Events per throughput run; HOLDLINE_BENCH_EVENTS overrides (profiling).
@@ -107,7 +105,6 @@ fn wire_bytes(frames: &[Utf8Bytes]) -> Vec<u8> {
 /// A server that answers the holdline.v1 handshake and subscribes, then
 /// sends `frames` as fast as the socket takes them.
 // tungstenite's handshake callback returns its own (large) error type.
-#[allow(clippy::result_large_err)]
 async fn blast_server(frames: Vec<Utf8Bytes>, feeds: usize) -> SocketAddr {
     let wire = wire_bytes(&frames);
     drop(frames);
@@ -116,16 +113,7 @@ async fn blast_server(frames: Vec<Utf8Bytes>, feeds: usize) -> SocketAddr {
     tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
         stream.set_nodelay(true).unwrap();
-        let callback = |_: &Request, mut response: Response| {
-            response.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                HeaderValue::from_static("holdline.v1"),
-            );
-            Ok(response)
-        };
-        let mut ws = tokio_tungstenite::accept_hdr_async(stream, callback)
-            .await
-            .unwrap();
+        let mut ws = holdline_testkit::ws::accept(stream, true).await.unwrap();
         ws.send(Message::text(
             r#"{"type":"welcome","session":"b","heartbeat_ms":60000,"max_frame_bytes":1048576,"server":"bench"}"#,
         ))
@@ -175,15 +163,7 @@ async fn baseline(shape: Shape) -> f64 {
     };
     let total = events();
     let addr = blast_server(frames(shape, total), feeds).await;
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "ws://{addr}"
-        ))
-        .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("holdline.v1"),
-    );
+    let request = holdline_testkit::ws::request(&format!("ws://{addr}")).unwrap();
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     for feed in 0..feeds {
         ws.send(Message::text(format!(
@@ -282,23 +262,13 @@ async fn throughput() {
 
 /// A server that sends `rate` events/s for `seconds`, each carrying its
 /// send time in µs since the Unix epoch.
-#[allow(clippy::result_large_err)]
 async fn paced_server(rate: u64, seconds: u64) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
         stream.set_nodelay(true).unwrap();
-        let callback = |_: &Request, mut response: Response| {
-            response.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                HeaderValue::from_static("holdline.v1"),
-            );
-            Ok(response)
-        };
-        let mut ws = tokio_tungstenite::accept_hdr_async(stream, callback)
-            .await
-            .unwrap();
+        let mut ws = holdline_testkit::ws::accept(stream, true).await.unwrap();
         ws.send(Message::text(r#"{"type":"welcome","session":"b","heartbeat_ms":60000,"max_frame_bytes":1048576,"server":"bench"}"#)).await.unwrap();
         let Some(Ok(Message::Text(text))) = ws.next().await else {
             return;

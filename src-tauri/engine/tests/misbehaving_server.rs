@@ -14,8 +14,6 @@ use support::*;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 type Peer = WebSocketStream<TcpStream>;
 
@@ -31,16 +29,7 @@ where
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let callback = move |_: &Request, mut response: Response| {
-                if select_subprotocol {
-                    response.headers_mut().insert(
-                        "Sec-WebSocket-Protocol",
-                        HeaderValue::from_static("holdline.v1"),
-                    );
-                }
-                Ok(response)
-            };
-            if let Ok(peer) = tokio_tungstenite::accept_hdr_async(stream, callback).await {
+            if let Ok(peer) = holdline_testkit::ws::accept(stream, select_subprotocol).await {
                 tokio::spawn(script(peer));
             }
         }

@@ -13,8 +13,6 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use support::*;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 // tungstenite's handshake callback returns its own (large) error type.
 #[allow(clippy::result_large_err)]
@@ -36,14 +34,7 @@ async fn tls_server(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) 
                 let Ok(tls) = acceptor.accept(stream).await else {
                     return;
                 };
-                let callback = |_: &Request, mut response: Response| {
-                    response.headers_mut().insert(
-                        "Sec-WebSocket-Protocol",
-                        HeaderValue::from_static("holdline.v1"),
-                    );
-                    Ok(response)
-                };
-                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tls, callback).await else {
+                let Ok(mut ws) = holdline_testkit::ws::accept(tls, true).await else {
                     return;
                 };
                 let welcome = r#"{"type":"welcome","session":"tls","heartbeat_ms":15000,"max_frame_bytes":65536,"server":"tls-test"}"#;

@@ -21,8 +21,6 @@ use holdline_server::{RunningServer, ServerConfig};
 use serde_json::value::RawValue;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
@@ -87,7 +85,6 @@ struct Baseline {
 }
 
 // tungstenite's handshake callback returns its own (large) error type.
-#[allow(clippy::result_large_err)]
 async fn baseline() -> Baseline {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -98,14 +95,7 @@ async fn baseline() -> Baseline {
             let registry = registry.clone();
             tokio::spawn(async move {
                 stream.set_nodelay(true).unwrap();
-                let callback = |_: &Request, mut response: Response| {
-                    response.headers_mut().insert(
-                        "Sec-WebSocket-Protocol",
-                        HeaderValue::from_static("holdline.v1"),
-                    );
-                    Ok(response)
-                };
-                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+                let Ok(mut ws) = holdline_testkit::ws::accept(stream, true).await else {
                     return;
                 };
                 let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(8192);
@@ -142,11 +132,7 @@ async fn subscribers(
     let (ready_tx, mut ready_rx) = mpsc::channel::<()>(n);
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
-        let mut request = url.into_client_request().unwrap();
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_static("holdline.v1"),
-        );
+        let mut request = holdline_testkit::ws::request(url).unwrap();
         request.headers_mut().insert(
             "Authorization",
             HeaderValue::from_str(&format!("Bearer {TOKEN}")).unwrap(),

@@ -1,6 +1,7 @@
 //! Test support shared by the engine, server and CLI tests.
 
 mod proxy;
+pub mod ws;
 
 pub use proxy::FaultProxy;
 
