@@ -104,7 +104,6 @@ fn wire_bytes(frames: &[Utf8Bytes]) -> Vec<u8> {
 
 /// A server that answers the holdline.v1 handshake and subscribes, then
 /// sends `frames` as fast as the socket takes them.
-// tungstenite's handshake callback returns its own (large) error type.
 async fn blast_server(frames: Vec<Utf8Bytes>, feeds: usize) -> SocketAddr {
     let wire = wire_bytes(&frames);
     drop(frames);

@@ -18,8 +18,6 @@ use tokio_tungstenite::tungstenite::Message;
 type Peer = WebSocketStream<TcpStream>;
 
 /// Serves every connection with `script`; selects `holdline.v1` if asked to.
-// tungstenite's handshake callback returns its own (large) error type.
-#[allow(clippy::result_large_err)]
 async fn scripted<F, Fut>(select_subprotocol: bool, script: F) -> SocketAddr
 where
     F: Fn(Peer) -> Fut + Send + Sync + 'static,

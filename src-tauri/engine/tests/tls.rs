@@ -14,8 +14,6 @@ use support::*;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
-// tungstenite's handshake callback returns its own (large) error type.
-#[allow(clippy::result_large_err)]
 async fn tls_server(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> SocketAddr {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)

@@ -84,7 +84,6 @@ struct Baseline {
     clients: Arc<Mutex<Vec<mpsc::Sender<Utf8Bytes>>>>,
 }
 
-// tungstenite's handshake callback returns its own (large) error type.
 async fn baseline() -> Baseline {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -1,6 +1,8 @@
-//! Wake detection that works everywhere: the monotonic clock stops while
-//! the machine sleeps and the wall clock does not, so a wall-clock step far
-//! beyond the monotonic one means the machine was away.
+//! Wake detection that works everywhere, from two signs of a machine that
+//! was away. Where the monotonic clock stops during sleep (Linux, macOS) the
+//! wall clock runs far ahead of it. Where it keeps counting (Windows, whose
+//! performance counter runs through sleep) the periodic check itself comes
+//! back far later than it was due. Either way the connection may be dead.
 
 use std::time::Duration;
 
@@ -43,35 +45,41 @@ impl Clocks for SystemClocks {
 
 pub struct ClockJumpDetector<C: Clocks> {
     clocks: C,
+    /// How often `check` is meant to run.
+    period: Duration,
     threshold: Duration,
     last_wall_ms: i64,
     last_monotonic: Duration,
 }
 
 impl<C: Clocks> ClockJumpDetector<C> {
-    pub fn new(clocks: C, threshold: Duration) -> Self {
+    pub fn new(clocks: C, period: Duration, threshold: Duration) -> Self {
         let last_wall_ms = clocks.wall_ms();
         let last_monotonic = clocks.monotonic();
         ClockJumpDetector {
             clocks,
+            period,
             threshold,
             last_wall_ms,
             last_monotonic,
         }
     }
 
-    /// How far the wall clock ran ahead of the monotonic clock since the
-    /// last check, when that exceeds the threshold. A wall clock set back
+    /// How long the machine seems to have been away since the last check,
+    /// when that exceeds the threshold: the wall clock's lead over the
+    /// monotonic clock, or how late this check is. A wall clock set back
     /// (NTP, the user) is not a wake.
     pub fn check(&mut self) -> Option<Duration> {
         let wall_ms = self.clocks.wall_ms();
         let monotonic = self.clocks.monotonic();
         let wall_step = wall_ms - self.last_wall_ms;
-        let mono_step = monotonic.saturating_sub(self.last_monotonic).as_millis() as i64;
+        let mono_step = monotonic.saturating_sub(self.last_monotonic);
         self.last_wall_ms = wall_ms;
         self.last_monotonic = monotonic;
-        let ahead = wall_step - mono_step;
-        (ahead > self.threshold.as_millis() as i64).then(|| Duration::from_millis(ahead as u64))
+        let ahead = wall_step - mono_step.as_millis() as i64;
+        let late = mono_step.saturating_sub(self.period).as_millis() as i64;
+        let away = ahead.max(late);
+        (away > self.threshold.as_millis() as i64).then(|| Duration::from_millis(away as u64))
     }
 }
 
@@ -83,7 +91,7 @@ pub async fn watch<C: Clocks + 'static>(
     threshold: Duration,
     triggers: mpsc::Sender<SystemTrigger>,
 ) {
-    let mut detector = ClockJumpDetector::new(clocks, threshold);
+    let mut detector = ClockJumpDetector::new(clocks, period, threshold);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -92,7 +100,7 @@ pub async fn watch<C: Clocks + 'static>(
             let trigger = SystemTrigger::Wake {
                 source: "clock_jump".into(),
                 detail: format!(
-                    "the wall clock ran {} s ahead of the monotonic clock",
+                    "about {} s unaccounted for between two clock checks",
                     ahead.as_secs()
                 ),
             };
@@ -134,7 +142,11 @@ mod tests {
     #[test]
     fn a_suspend_shows_as_the_wall_clock_running_ahead() {
         let clocks = FakeClocks::default();
-        let mut detector = ClockJumpDetector::new(clocks.clone(), Duration::from_secs(10));
+        let mut detector = ClockJumpDetector::new(
+            clocks.clone(),
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+        );
         clocks.advance(5_000, 5_000);
         assert_eq!(detector.check(), None);
         // Asleep for an hour: the monotonic clock saw 5 s of it.
@@ -145,9 +157,29 @@ mod tests {
     }
 
     #[test]
+    fn a_suspend_with_a_clock_that_keeps_counting_shows_as_a_late_check() {
+        let clocks = FakeClocks::default();
+        let mut detector = ClockJumpDetector::new(
+            clocks.clone(),
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+        );
+        // Windows: both clocks ran through the hour; the 5 s check came late.
+        clocks.advance(3_605_000, 3_605_000);
+        assert_eq!(detector.check(), Some(Duration::from_secs(3600)));
+        // A check a few seconds late (a busy machine) is no wake.
+        clocks.advance(12_000, 12_000);
+        assert_eq!(detector.check(), None);
+    }
+
+    #[test]
     fn small_drift_and_a_clock_set_back_are_not_wakes() {
         let clocks = FakeClocks::default();
-        let mut detector = ClockJumpDetector::new(clocks.clone(), Duration::from_secs(10));
+        let mut detector = ClockJumpDetector::new(
+            clocks.clone(),
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+        );
         clocks.advance(14_000, 5_000);
         assert_eq!(detector.check(), None, "9 s ahead is under the threshold");
         clocks.advance(-3_600_000, 5_000);
