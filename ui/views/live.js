@@ -2,7 +2,7 @@
 // searches; rendering happens in animation frames and shows a capped number
 // of rows, so a 50,000 events/s burst never blocks input or grows the DOM.
 
-import { $, el, time } from './dom.js';
+import { $, el, time, count as formatCount } from './dom.js';
 
 const BUFFER_LIMIT = 20000;
 // Rows kept in the DOM: more than a tall window shows, far fewer than the
@@ -132,7 +132,7 @@ export function createLiveView() {
 
   function render() {
     dirty = false;
-    count.textContent = `${total.toLocaleString()} received${dropped ? ` · ${dropped.toLocaleString()} not shown (UI behind)` : ''}${paused ? ' · paused' : ''}`;
+    count.textContent = `${formatCount(total)} received${dropped ? ` · ${formatCount(dropped)} not shown (UI behind)` : ''}${paused ? ' · paused' : ''}`;
     if (paused) return;
     const items = newest(ROW_LIMIT);
     for (let i = 0; i < items.length; i++) {

@@ -2,7 +2,7 @@
 // filters by kind, level, text and time; entries expand to their details;
 // export to JSONL.
 
-import { $, el, time } from './dom.js';
+import { $, el, time, date } from './dom.js';
 
 export function createLogView({ invoke, announce }) {
   const list = $('#log-list');
@@ -29,7 +29,7 @@ export function createLogView({ invoke, announce }) {
   function row(r) {
     const details = el('pre', { className: 'details', hidden: true, text: JSON.stringify(r.details, null, 2) });
     const head = el('button', { type: 'button', className: 'log-head', 'aria-expanded': 'false' },
-      el('span', { className: 'time mono', text: `${new Date(r.at_ms).toLocaleDateString()} ${time(r.at_ms)}` }),
+      el('span', { className: 'time mono', text: `${date(r.at_ms)} ${time(r.at_ms)}` }),
       el('span', { className: `level ${r.level}`, text: r.level }),
       el('span', { className: 'kind mono', text: r.kind }),
       el('span', { className: 'message', text: r.message }));
