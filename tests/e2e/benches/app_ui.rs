@@ -267,9 +267,8 @@ async fn main() {
         let deltas = sorted(&after["deltas"]);
         let lags = sorted(&after["lags"]);
         let over = lags.iter().filter(|d| **d > 50.0).count();
-        let delta = |key: &str| {
-            after[key].as_f64().unwrap_or(0.0) - before[key].as_f64().unwrap_or(0.0)
-        };
+        let delta =
+            |key: &str| after[key].as_f64().unwrap_or(0.0) - before[key].as_f64().unwrap_or(0.0);
         let (messages, items, dropped) = (delta("messages"), delta("items"), delta("dropped"));
         let span = secs as f64 + 0.5;
         println!(
@@ -281,7 +280,11 @@ async fn main() {
             lags.last().copied().unwrap_or(0.0),
             messages / span,
             items / span,
-            if messages > 0.0 { items / messages } else { 0.0 },
+            if messages > 0.0 {
+                items / messages
+            } else {
+                0.0
+            },
             dropped,
         );
         if over == 0 && rate > 0 {
@@ -289,7 +292,9 @@ async fn main() {
         }
     }
     match best {
-        Some(rate) => println!("highest rate with no main-thread stall over 50 ms: {rate} events/s"),
+        Some(rate) => {
+            println!("highest rate with no main-thread stall over 50 ms: {rate} events/s")
+        }
         None => println!("every rate had a main-thread stall over 50 ms"),
     }
 
