@@ -61,12 +61,24 @@ async fn the_deb_installs_into_a_scratch_root_and_its_binary_starts_to_its_windo
         "Version: 0.1.0",
         "Depends:",
         "libwebkit2gtk-4.1-0",
+        "libgtk-3-0",
+        // The tray icon's library on Linux.
+        "libayatana-appindicator3-1",
         "Section: net",
         "Maintainer: Holdline developers",
         "exactly once",
     ] {
         assert!(fields.contains(expected), "{expected:?} not in:\n{fields}");
     }
+    let depends = fields
+        .lines()
+        .find_map(|l| l.strip_prefix("Depends: "))
+        .unwrap_or_default();
+    let mut each: Vec<&str> = depends.split(", ").collect();
+    let listed = each.len();
+    each.sort_unstable();
+    each.dedup();
+    assert_eq!(each.len(), listed, "a dependency listed twice: {depends}");
 
     // Installed into a scratch root: binary, desktop entry, icons.
     let root = tempfile::tempdir().unwrap();
