@@ -31,7 +31,7 @@ async fn screenshots_of_every_view_light_and_dark() {
         app.click("[data-testid=theme-toggle]").await;
         app.text_until("[data-testid=theme-toggle]", theme, |t| t.ends_with(theme))
             .await;
-        for view in ["live", "publish", "log"] {
+        for view in ["live", "publish", "log", "settings"] {
             app.click(&format!("[data-testid=tab-{view}]")).await;
             if view == "log" {
                 app.at_least("[data-testid=log-row]", 3).await;
