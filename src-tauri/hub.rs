@@ -416,12 +416,24 @@ impl Hub {
         }));
         let outbound = self.outbound.clone();
         let observed = engine.clone();
+        let status = self.status.clone();
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 match observed.snapshot().await {
-                    Ok(snapshot) => outbound.push(UiItem::Stats { snapshot }),
+                    Ok(snapshot) => {
+                        // A state change lost to a lagging event stream
+                        // (a burst) is corrected here within a second.
+                        status.send_if_modified(|current| {
+                            let stale = current.state != snapshot.state;
+                            if stale {
+                                current.state = snapshot.state.clone();
+                            }
+                            stale
+                        });
+                        outbound.push(UiItem::Stats { snapshot });
+                    }
                     Err(_) => break,
                 }
             }
