@@ -203,13 +203,8 @@ async fn main() {
     let app = DrivenApp::launch_binary(&binary, home.path(), &[]).await;
     app.text_until("[data-testid=state]", "the Local demo", |t| t == "open")
         .await;
-    app.click("[data-testid=server-add]").await;
-    app.type_into("[data-testid=server-url]", &format!("ws://{listen}/"))
-        .await;
-    app.type_into("[data-testid=server-token]", TOKEN).await;
-    app.click("#server-remember").await; // session only: no keyring needed
-    app.click("[data-testid=login-submit]").await;
-    app.text_until("[data-testid=state]", "the bench server", |t| t == "open")
+    // Session only: no keyring needed.
+    app.log_in(&server, &format!("ws://{listen}/"), TOKEN, false)
         .await;
     app.type_into("[data-testid=feed-name]", FEED).await;
     app.click("[data-testid=feed-subscribe]").await;

@@ -55,6 +55,38 @@ pub fn missing() -> Option<String> {
     None
 }
 
+/// Whether the app can be driven here. When it cannot, says why and
+/// returns false, so the test passes as skipped, unless
+/// HOLDLINE_REQUIRE_E2E is set (CI), where a missing piece fails it.
+pub fn can_drive(test: &str) -> bool {
+    let Some(what) = missing() else {
+        return true;
+    };
+    assert!(
+        std::env::var("HOLDLINE_REQUIRE_E2E").is_err(),
+        "{test} cannot run: missing {what}"
+    );
+    eprintln!("skipping {test}: missing {what}");
+    false
+}
+
+/// The reference server on `listen`, accepting `token`, with a short
+/// heartbeat so a cut is noticed quickly. Restarting a test's server on the
+/// same address is how the tests make an outage.
+pub async fn reference_server(
+    listen: std::net::SocketAddr,
+    token: &str,
+) -> holdline_server::RunningServer {
+    holdline_server::start(holdline_server::ServerConfig {
+        listen,
+        tokens: vec![token.into()],
+        heartbeat: Duration::from_millis(500),
+        ..holdline_server::ServerConfig::default()
+    })
+    .await
+    .expect("reference server starts")
+}
+
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("address").port()
@@ -174,6 +206,36 @@ impl DrivenApp {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         command
+    }
+
+    /// Logs in to `server` at `url` through the add-server form (the token
+    /// kept in the keyring when `remember`, else for the session) and waits
+    /// until the app is connected to it.
+    pub async fn log_in(
+        &self,
+        server: &holdline_server::RunningServer,
+        url: &str,
+        token: &str,
+        remember: bool,
+    ) {
+        let before = server.stats().connections;
+        self.click("[data-testid=server-add]").await;
+        self.type_into("[data-testid=server-url]", url).await;
+        self.type_into("[data-testid=server-token]", token).await;
+        if !remember {
+            self.click("#server-remember").await;
+        }
+        self.click("[data-testid=login-submit]").await;
+        // The state may still say "open" for the previous server: wait for
+        // this one to see the connection first.
+        within(WAIT, "the connection to the test server", async {
+            while server.stats().connections <= before {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        self.text_until("[data-testid=state]", "state open", |t| t == "open")
+            .await;
     }
 
     pub async fn css(&self, selector: &str) -> fantoccini::elements::Element {

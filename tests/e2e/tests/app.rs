@@ -9,37 +9,20 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use holdline_e2e::{DrivenApp, WAIT, files_under, free_port, missing};
-use holdline_server::{RunningServer, ServerConfig};
+use holdline_e2e::{DrivenApp, WAIT, can_drive, files_under, free_port, reference_server};
 use holdline_testkit::within;
 use serde_json::value::RawValue;
 
 const TOKEN: &str = "e2e-token-4d1f9b2c";
 
-async fn start_server(listen: SocketAddr) -> RunningServer {
-    holdline_server::start(ServerConfig {
-        listen,
-        tokens: vec![TOKEN.into()],
-        heartbeat: Duration::from_millis(500),
-        ..ServerConfig::default()
-    })
-    .await
-    .expect("reference server starts")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_in_subscribe_survive_a_server_restart_and_keep_the_token_in_the_keyring() {
-    if let Some(what) = missing() {
-        assert!(
-            std::env::var("HOLDLINE_REQUIRE_E2E").is_err(),
-            "e2e test cannot run: missing {what}"
-        );
-        eprintln!("skipping the desktop end-to-end test: missing {what}");
+    if !can_drive("the desktop end-to-end test") {
         return;
     }
     let home = tempfile::tempdir().unwrap();
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let server = start_server(listen).await;
+    let server = reference_server(listen, TOKEN).await;
     let url = format!("ws://{listen}/feeds");
     let app = DrivenApp::launch(home.path(), &[]).await;
 
@@ -50,18 +33,7 @@ async fn log_in_subscribe_survive_a_server_restart_and_keep_the_token_in_the_key
     .await;
 
     // Log in to the test's server through the add-server form.
-    app.click("[data-testid=server-add]").await;
-    app.type_into("[data-testid=server-url]", &url).await;
-    app.type_into("[data-testid=server-token]", TOKEN).await;
-    app.click("[data-testid=login-submit]").await;
-    within(WAIT, "the connection to the test server", async {
-        while server.stats().connections == 0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    app.text_until("[data-testid=state]", "state open", |t| t == "open")
-        .await;
+    app.log_in(&server, &url, TOKEN, true).await;
 
     // Subscribe and see events.
     app.type_into("[data-testid=feed-name]", "e2e.feed").await;
@@ -90,7 +62,7 @@ async fn log_in_subscribe_survive_a_server_restart_and_keep_the_token_in_the_key
         t == "backoff" || t == "connecting"
     })
     .await;
-    let server = start_server(listen).await;
+    let server = reference_server(listen, TOKEN).await;
     app.text_until("[data-testid=state]", "state open again", |t| t == "open")
         .await;
     let data = RawValue::from_string("{\"after\":\"restart\"}".into()).unwrap();

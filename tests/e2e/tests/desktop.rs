@@ -14,23 +14,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use holdline_e2e::{DrivenApp, WAIT, app_binary, files_under, free_port, missing};
-use holdline_server::{RunningServer, ServerConfig};
+use holdline_e2e::{
+    DrivenApp, WAIT, app_binary, can_drive, files_under, free_port, reference_server,
+};
 use holdline_testkit::within;
 use tokio::sync::mpsc;
 
 const TOKEN: &str = "desktop-e2e-token";
-
-async fn start_server(listen: SocketAddr) -> RunningServer {
-    holdline_server::start(ServerConfig {
-        listen,
-        tokens: vec![TOKEN.into()],
-        heartbeat: Duration::from_millis(500),
-        ..ServerConfig::default()
-    })
-    .await
-    .expect("reference server starts")
-}
 
 /// Stands in for the desktop's notification daemon: records what the app
 /// asks it to show.
@@ -119,18 +109,13 @@ async fn notification(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_instance_start_at_login_outage_notifications_and_window_size() {
-    if let Some(what) = missing() {
-        assert!(
-            std::env::var("HOLDLINE_REQUIRE_E2E").is_err(),
-            "e2e test cannot run: missing {what}"
-        );
-        eprintln!("skipping the desktop test: missing {what}");
+    if !can_drive("the desktop test") {
         return;
     }
     let (_bus, mut notifications) = stand_in_notifications().await;
     let home = tempfile::tempdir().unwrap();
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let server = start_server(listen).await;
+    let server = reference_server(listen, TOKEN).await;
     let app = DrivenApp::launch(home.path(), &[]).await;
     app.text_until("[data-testid=state]", "the Local demo to open", |t| {
         t == "open"
@@ -176,24 +161,13 @@ async fn one_instance_start_at_login_outage_notifications_and_window_size() {
     after.send_keys("5").await.unwrap();
     save_settings(&app).await;
     app.click("[data-testid=tab-live]").await;
-    app.click("[data-testid=server-add]").await;
-    app.type_into("[data-testid=server-url]", &format!("ws://{listen}/"))
-        .await;
-    app.type_into("[data-testid=server-token]", TOKEN).await;
-    app.click("[data-testid=login-submit]").await;
-    within(WAIT, "the connection to the test server", async {
-        while server.stats().connections == 0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    app.text_until("[data-testid=state]", "state open", |t| t == "open")
+    app.log_in(&server, &format!("ws://{listen}/"), TOKEN, true)
         .await;
     server.shutdown().await;
     let (summary, body) = notification(&mut notifications, "the outage notification").await;
     assert_eq!(summary, "127.0.0.1 is unreachable");
     assert!(body.starts_with("Disconnected for 5 s."), "{body}");
-    let server = start_server(listen).await;
+    let server = reference_server(listen, TOKEN).await;
     let (summary, body) = notification(&mut notifications, "the recovery notification").await;
     assert_eq!(summary, "127.0.0.1 is back");
     assert!(body.contains("feeds resumed"), "{body}");
