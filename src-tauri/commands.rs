@@ -244,6 +244,7 @@ pub async fn settings_save<R: Runtime>(
             10..=600_000,
         ),
         ("backoff_max_ms", preferences.backoff_max_ms, 10..=3_600_000),
+        ("alert_after_s", preferences.alert_after_s, 5..=86_400),
     ] {
         if let Some(value) = value
             && !range.contains(&value)
@@ -254,13 +255,6 @@ pub async fn settings_save<R: Runtime>(
                 range.end()
             )));
         }
-    }
-    if let Some(secs) = preferences.alert_after_s
-        && !(5..=86_400).contains(&secs)
-    {
-        return Err(AppError::invalid(
-            "alert_after_s must be within 5..=86400 (or null for no alerts)",
-        ));
     }
     if preferences.start_at_login != hub.preferences().start_at_login {
         crate::desktop::set_start_at_login(&app, preferences.start_at_login)?;

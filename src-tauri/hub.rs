@@ -374,9 +374,8 @@ impl Hub {
         let outbound = self.outbound.clone();
         let mut events = engine.events();
         let status = self.status.clone();
-        let server_name = entry.name.clone();
         status.send_replace(ActiveStatus {
-            server: Some(server_name.clone()),
+            server: Some(entry.name.clone()),
             state: holdline_engine::ConnectionState::Idle,
         });
         tasks.push(tokio::spawn(async move {
@@ -384,10 +383,7 @@ impl Hub {
                 match events.recv().await {
                     Ok(event) => {
                         if let holdline_engine::EngineEvent::State(state) = &event {
-                            status.send_replace(ActiveStatus {
-                                server: Some(server_name.clone()),
-                                state: state.clone(),
-                            });
+                            status.send_modify(|current| current.state = state.clone());
                         }
                         outbound.push(UiItem::from_event(event));
                     }

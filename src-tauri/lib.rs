@@ -26,8 +26,8 @@ pub use crate::error::AppError;
 pub use crate::hub::Hub;
 
 /// The builder, for any runtime: tests pass `tauri::test::mock_builder()`.
-/// `run` uses `with_desktop`, which adds the tray, single instance and the
-/// other desktop integrations.
+/// `run` assembles it with the desktop integrations too (tray, single
+/// instance, window state, start at login, notifications).
 pub fn build<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     assemble(builder, false)
 }

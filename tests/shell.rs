@@ -105,6 +105,25 @@ fn commands_validate_input_and_drive_the_engine() {
         range["message"].as_str().unwrap().contains("heartbeat_ms"),
         "{range}"
     );
+    let alerts = call(
+        &webview,
+        "settings_save",
+        json!({"preferences": {"theme": "dark", "alert_after_s": 2}}),
+    )
+    .unwrap_err();
+    assert!(
+        alerts["message"].as_str().unwrap().contains("5..=86400"),
+        "{alerts}"
+    );
+    // Without the desktop plugins (the mock runtime) start at login is
+    // refused with its own code rather than silently stored.
+    let login_start = call(
+        &webview,
+        "settings_save",
+        json!({"preferences": {"theme": "dark", "start_at_login": true}}),
+    )
+    .unwrap_err();
+    assert_eq!(login_start["code"], "desktop", "{login_start}");
 
     // Log in (session-only token) to the test server; it becomes active.
     let info = call(

@@ -58,7 +58,7 @@
     history_export: () => ({ path: '/tmp/history.jsonl', count: history.length }),
     settings_save: ({ preferences }) => {
       const after = preferences.alert_after_s;
-      if (after != null && (after < 5 || after > 86400)) return fail('invalid_input', 'alert_after_s must be within 5..=86400 (or null for no alerts)');
+      if (after != null && (after < 5 || after > 86400)) return fail('invalid_input', 'alert_after_s must be within 5..=86400');
       return preferences;
     },
     reconnect_now: () => null,
