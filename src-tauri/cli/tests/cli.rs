@@ -573,20 +573,6 @@ async fn kill_9_mid_stream_resumes_without_skipping() {
     );
 }
 
-/// A small seeded generator for kill points, so a failing run can be replayed
-/// with `HOLDLINE_KILL_SEED`.
-struct KillPoints(u64);
-
-impl KillPoints {
-    fn next_ms(&mut self, range: std::ops::Range<u64>) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        range.start + self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % (range.end - range.start)
-    }
-}
-
 fn event_seqs_by_feed(path: &Path) -> std::collections::BTreeMap<String, Vec<u64>> {
     let text = std::fs::read_to_string(path).unwrap();
     let mut feeds = std::collections::BTreeMap::<String, Vec<u64>>::new();
@@ -607,18 +593,13 @@ fn event_seqs_by_feed(path: &Path) -> std::collections::BTreeMap<String, Vec<u64
 /// in order, nothing skipped, no torn line.
 #[tokio::test]
 async fn kill_9_at_random_points_leaves_each_event_in_the_output_file_exactly_once() {
+    // Kill points are seeded so a failing run can be replayed.
     let seed = std::env::var("HOLDLINE_KILL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+        .unwrap_or_else(|| fastrand::u64(..));
     println!("HOLDLINE_KILL_SEED={seed}");
-    let mut kill_points = KillPoints(seed);
+    let mut kill_points = fastrand::Rng::with_seed(seed);
     let server = std::sync::Arc::new(server(1_000_000).await);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("events.jsonl");
@@ -663,7 +644,7 @@ async fn kill_9_at_random_points_leaves_each_event_in_the_output_file_exactly_on
         let mut child = tail_into_file(&[]).spawn().unwrap();
         let mut stderr = child.stderr.take().unwrap();
         // The kill point: a chaos schedule, not a wait for readiness.
-        tokio::time::sleep(Duration::from_millis(kill_points.next_ms(20..400))).await;
+        tokio::time::sleep(Duration::from_millis(kill_points.u64(20..400))).await;
         child.start_kill().unwrap();
         child.wait().await.unwrap();
         let mut said = String::new();

@@ -259,21 +259,9 @@ async fn kill_9_while_delivering_and_publishing_loses_and_repeats_nothing_the_ap
     let seed: u64 = std::env::var("HOLDLINE_KILL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock")
-                .as_nanos() as u64
-                | 1
-        });
+        .unwrap_or_else(|| fastrand::u64(..));
     println!("HOLDLINE_KILL_SEED={seed}");
-    let mut state = seed;
-    let mut next_kill_ms = move || {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        80 + state.wrapping_mul(0x2545_f491_4f6c_dd1d) % 600
-    };
+    let mut kill_points = fastrand::Rng::with_seed(seed);
 
     let server = Arc::new(
         holdline_server::start(ServerConfig {
@@ -309,7 +297,7 @@ async fn kill_9_while_delivering_and_publishing_loses_and_repeats_nothing_the_ap
     for round in 0..rounds {
         let mut child = spawn_client(&db, &server.url(), Some(round * 1_000_000)).await;
         let lines = read_lines(&mut child).await;
-        let kill_after = next_kill_ms();
+        let kill_after = kill_points.u64(80..680);
         // The kill point: a chaos schedule, not a wait for readiness.
         tokio::time::sleep(Duration::from_millis(kill_after)).await;
         child.start_kill().expect("kill -9");
