@@ -348,19 +348,13 @@ async fn latency() {
     }
 }
 
-fn main() {
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
     let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        if filter.as_deref().is_none_or(|f| "throughput".contains(f)) {
-            throughput().await;
-        }
-        if filter.as_deref().is_none_or(|f| "latency".contains(f)) {
-            latency().await;
-        }
-    });
+    if filter.as_deref().is_none_or(|f| "throughput".contains(f)) {
+        throughput().await;
+    }
+    if filter.as_deref().is_none_or(|f| "latency".contains(f)) {
+        latency().await;
+    }
 }

@@ -168,14 +168,8 @@ async fn run(clients: usize) {
     second.shutdown().await;
 }
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        run(1).await;
-        run(1000).await;
-    });
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    run(1).await;
+    run(1000).await;
 }

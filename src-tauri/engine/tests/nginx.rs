@@ -233,9 +233,7 @@ async fn wss_through_nginx_tls_termination_with_the_test_ca() {
     let (cert_pem, key_pem) = leaf_pem(&pki);
     let server = server(1000, 300).await;
     let nginx = start_nginx(server.local_addr(), Some((cert_pem, key_pem))).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
+    let (_ca_dir, ca_file) = pki.ca_file();
     let mut config = fast_config(&format!("wss://localhost:{}/", nginx.addr.port()), TOKEN);
     config.extra_ca_file = Some(ca_file);
     let (engine, mut deliveries) = open_engine(config);

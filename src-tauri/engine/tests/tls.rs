@@ -50,6 +50,15 @@ fn wss_config(addr: SocketAddr) -> EngineConfig {
     fast_config(&format!("wss://localhost:{}/", addr.port()), TOKEN)
 }
 
+/// A config for `addr` that trusts the test CA through a CA file (kept in
+/// the returned directory).
+fn trusting_the_test_ca(pki: &Pki, addr: SocketAddr) -> (EngineConfig, tempfile::TempDir) {
+    let (dir, ca_file) = pki.ca_file();
+    let mut config = wss_config(addr);
+    config.extra_ca_file = Some(ca_file);
+    (config, dir)
+}
+
 async fn first_failure(config: EngineConfig) -> ConnectError {
     let (engine, _deliveries) = open_engine(config);
     let mut events = engine.events();
@@ -88,11 +97,7 @@ async fn trusting_the_ca_file_makes_it_work() {
     let pki = pki();
     let (cert, key) = leaf(&pki, false);
     let addr = tls_server(cert, key).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
-    let mut config = wss_config(addr);
-    config.extra_ca_file = Some(ca_file);
+    let (config, _ca_dir) = trusting_the_test_ca(&pki, addr);
     let (engine, _deliveries) = open_engine(config);
     let mut events = engine.events();
     engine.connect().await.unwrap();
@@ -112,11 +117,7 @@ async fn an_expired_certificate_says_it_expired() {
     let pki = pki();
     let (cert, key) = leaf(&pki, true);
     let addr = tls_server(cert, key).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
-    let mut config = wss_config(addr);
-    config.extra_ca_file = Some(ca_file);
+    let (config, _ca_dir) = trusting_the_test_ca(&pki, addr);
     let error = first_failure(config).await;
     let ConnectError::Tls { detail } = &error else {
         panic!("{error:?}")

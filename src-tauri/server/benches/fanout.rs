@@ -272,50 +272,43 @@ async fn rate_run(target: Target) -> (f64, f64) {
     (count / elapsed, cpu / (count / 10_000.0))
 }
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        println!("## fan-out latency: 1,000 subscribers, 10 publishes/s for 10 s (µs)");
-        println!("| target | deliveries | p50 | p99 | max |");
-        println!("|---|---|---|---|---|");
-        for name in ["baseline", "holdline-server"] {
-            let target = if name == "baseline" {
-                Target::Baseline(baseline().await)
-            } else {
-                holdline_target().await
-            };
-            let (count, samples) = latency_run(target).await;
-            println!(
-                "| {name} | {count} | {} | {} | {} |",
-                percentile(&samples, 0.5),
-                percentile(&samples, 0.99),
-                samples.last().copied().unwrap_or_default()
-            );
-        }
-        println!();
-        println!("## fan-out rate: 100 subscribers, publishing flat out for 3 s");
-        println!("| target | deliveries/s | CPU ms per 10k deliveries |");
-        println!("|---|---|---|");
-        let mut results = Vec::new();
-        for name in ["baseline", "holdline-server"] {
-            let target = if name == "baseline" {
-                Target::Baseline(baseline().await)
-            } else {
-                holdline_target().await
-            };
-            let (rate, cpu) = rate_run(target).await;
-            println!("| {name} | {rate:.0} | {cpu:.1} |");
-            results.push((rate, cpu));
-        }
-        println!();
+/// The baseline or the reference server, ready for subscribers.
+async fn start_target(name: &str) -> Target {
+    if name == "baseline" {
+        Target::Baseline(baseline().await)
+    } else {
+        holdline_target().await
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    println!("## fan-out latency: 1,000 subscribers, 10 publishes/s for 10 s (µs)");
+    println!("| target | deliveries | p50 | p99 | max |");
+    println!("|---|---|---|---|---|");
+    for name in ["baseline", "holdline-server"] {
+        let (count, samples) = latency_run(start_target(name).await).await;
         println!(
-            "holdline-server / baseline: deliveries/s {:.2}, CPU per delivery {:.2}",
-            results[1].0 / results[0].0,
-            results[1].1 / results[0].1
+            "| {name} | {count} | {} | {} | {} |",
+            percentile(&samples, 0.5),
+            percentile(&samples, 0.99),
+            samples.last().copied().unwrap_or_default()
         );
-    });
+    }
+    println!();
+    println!("## fan-out rate: 100 subscribers, publishing flat out for 3 s");
+    println!("| target | deliveries/s | CPU ms per 10k deliveries |");
+    println!("|---|---|---|");
+    let mut results = Vec::new();
+    for name in ["baseline", "holdline-server"] {
+        let (rate, cpu) = rate_run(start_target(name).await).await;
+        println!("| {name} | {rate:.0} | {cpu:.1} |");
+        results.push((rate, cpu));
+    }
+    println!();
+    println!(
+        "holdline-server / baseline: deliveries/s {:.2}, CPU per delivery {:.2}",
+        results[1].0 / results[0].0,
+        results[1].1 / results[0].1
+    );
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use holdline_e2e::{DrivenApp, app_binary, free_port};
+use holdline_e2e::{DrivenApp, app_binary, free_port, target_dir};
 use holdline_server::{RunningServer, ServerConfig};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -41,14 +41,11 @@ fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("HOLDLINE_APP_BINARY") {
         return PathBuf::from(path);
     }
-    let debug = app_binary();
-    let release = debug
-        .parent()
-        .and_then(Path::parent)
-        .map(|target| target.join("release/holdline"));
-    match release {
-        Some(release) if release.is_file() => release,
-        _ => debug,
+    let release = target_dir().join("release/holdline");
+    if release.is_file() {
+        release
+    } else {
+        app_binary()
     }
 }
 

@@ -21,11 +21,15 @@ impl Drop for Killed {
     }
 }
 
-pub fn app_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+/// The workspace's cargo target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    target.join("debug/holdline")
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+pub fn app_binary() -> PathBuf {
+    target_dir().join("debug/holdline")
 }
 
 fn which(program: &str) -> Option<PathBuf> {

@@ -8,16 +8,13 @@
 //! HOLDLINE_REQUIRE_BUNDLE=1 (CI).
 #![cfg(target_os = "linux")]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use holdline_e2e::{DrivenApp, files_under, missing};
+use holdline_e2e::{DrivenApp, files_under, missing, target_dir};
 
 fn bundles(kind: &str, extension: &str) -> Vec<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    files_under(&target.join("debug/bundle").join(kind))
+    files_under(&target_dir().join("debug/bundle").join(kind))
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == extension))
         .collect()

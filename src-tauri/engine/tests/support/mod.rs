@@ -203,6 +203,17 @@ pub fn pki() -> Pki {
     }
 }
 
+impl Pki {
+    /// The CA certificate as a PEM file, as a user would give it to the
+    /// app; the file lives as long as the returned directory.
+    pub fn ca_file(&self) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, &self.ca_pem).unwrap();
+        (dir, path)
+    }
+}
+
 /// A leaf for `localhost`, signed by the test CA; `expired` backdates it.
 pub fn leaf(pki: &Pki, expired: bool) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
     let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
