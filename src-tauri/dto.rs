@@ -1,6 +1,8 @@
 //! What crosses the IPC boundary, in both directions.
 
-use holdline_engine::{ConnectionState, Delivery, EngineEvent, RawFrame, Snapshot};
+use holdline_engine::{
+    ConnectionState, Delivery, DiscontinuityReason, EngineEvent, RawFrame, Snapshot,
+};
 use holdline_storage::HistoryRow;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -71,19 +73,28 @@ impl Default for Preferences {
 pub enum UiItem {
     Event {
         feed: String,
-        seq: u64,
-        epoch: String,
-        ts: i64,
+        /// `None` where the wire has no sequence number.
+        seq: Option<u64>,
+        epoch: Option<String>,
+        ts: Option<i64>,
         data: Box<RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        meta: Option<Box<RawValue>>,
     },
     Gap {
         feed: String,
         from: u64,
         to: u64,
+        /// The client inferred it; the server confirmed nothing.
+        inferred: bool,
     },
     Reset {
         feed: String,
         epoch: String,
+    },
+    Discontinuity {
+        feed: String,
+        reason: DiscontinuityReason,
     },
     Raw {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,14 +133,26 @@ impl UiItem {
             Delivery::Event(e) => UiItem::Event {
                 feed: e.feed.to_string(),
                 seq: e.seq,
-                epoch: e.epoch.to_string(),
+                epoch: e.epoch.as_deref().map(str::to_owned),
                 ts: e.ts,
                 data: e.data,
+                meta: e.meta,
             },
-            Delivery::Gap { feed, from, to, .. } => UiItem::Gap {
+            Delivery::Gap {
+                feed,
+                from,
+                to,
+                inferred,
+                ..
+            } => UiItem::Gap {
                 feed: feed.to_string(),
                 from,
                 to,
+                inferred,
+            },
+            Delivery::Discontinuity { feed, reason } => UiItem::Discontinuity {
+                feed: feed.to_string(),
+                reason,
             },
             Delivery::Reset { feed, epoch } => UiItem::Reset {
                 feed: feed.to_string(),
@@ -165,7 +188,11 @@ impl UiItem {
     pub fn is_delivery(&self) -> bool {
         matches!(
             self,
-            UiItem::Event { .. } | UiItem::Gap { .. } | UiItem::Reset { .. } | UiItem::Raw { .. }
+            UiItem::Event { .. }
+                | UiItem::Gap { .. }
+                | UiItem::Reset { .. }
+                | UiItem::Discontinuity { .. }
+                | UiItem::Raw { .. }
         )
     }
 }

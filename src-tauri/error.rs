@@ -52,6 +52,7 @@ impl AppError {
                 EngineError::OutboxFull { .. } => "outbox_full",
                 EngineError::TooLarge { .. } => "too_large",
                 EngineError::RawMode => "raw_mode",
+                EngineError::InvalidProfile { .. } => "invalid_profile",
                 EngineError::Storage { .. } => "storage",
                 EngineError::Stopped => "engine_stopped",
             },

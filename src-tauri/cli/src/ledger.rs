@@ -301,8 +301,9 @@ fn read_back(
 fn apply(record: LineRecord, cursors: &mut BTreeMap<String, Cursor>) {
     let Some(feed) = record.feed else { return };
     match (record.kind.as_str(), record.epoch, record.seq, record.to) {
-        ("event", Some(epoch), Some(seq), _) => {
-            cursors.insert(feed, Cursor { epoch, seq });
+        // An event without an epoch (a wire that has none) keeps "".
+        ("event", epoch, Some(seq), _) => {
+            cursors.insert(feed, Cursor::new(epoch.as_deref(), seq));
         }
         ("reset", Some(epoch), _, _) => {
             cursors.insert(feed, Cursor { epoch, seq: 0 });
@@ -310,9 +311,10 @@ fn apply(record: LineRecord, cursors: &mut BTreeMap<String, Cursor>) {
         // A gap line names no epoch: it moves a cursor within the epoch an
         // earlier line or the saved state established.
         ("gap", _, _, Some(to)) => {
-            if let Some(cursor) = cursors.get_mut(&feed) {
-                cursor.seq = to;
-            }
+            cursors
+                .entry(feed)
+                .and_modify(|cursor| cursor.seq = to)
+                .or_insert_with(|| Cursor::new(None, to));
         }
         _ => {}
     }

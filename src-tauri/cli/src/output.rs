@@ -16,18 +16,27 @@ use crate::ledger::OutputLedger;
 enum Line<'a> {
     Event {
         feed: &'a str,
-        seq: u64,
-        epoch: &'a str,
+        seq: Option<u64>,
+        epoch: Option<&'a str>,
         data: &'a RawValue,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        meta: Option<&'a RawValue>,
     },
     Gap {
         feed: &'a str,
         from: u64,
         to: u64,
+        /// Only on gaps the client inferred (`"inferred": true`).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        inferred: bool,
     },
     Reset {
         feed: &'a str,
         epoch: &'a str,
+    },
+    Discontinuity {
+        feed: &'a str,
+        reason: &'static str,
     },
     Raw {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -37,7 +46,7 @@ enum Line<'a> {
     },
     Ack {
         feed: &'a str,
-        seq: u64,
+        seq: Option<u64>,
         id: &'a str,
     },
 }
@@ -86,15 +95,27 @@ impl Output {
             Delivery::Event(e) => Line::Event {
                 feed: &e.feed,
                 seq: e.seq,
-                epoch: &e.epoch,
+                epoch: e.epoch.as_deref(),
                 data: &e.data,
+                meta: e.meta.as_deref(),
             },
-            Delivery::Gap { feed, from, to, .. } => Line::Gap {
+            Delivery::Gap {
+                feed,
+                from,
+                to,
+                inferred,
+                ..
+            } => Line::Gap {
                 feed,
                 from: *from,
                 to: *to,
+                inferred: *inferred,
             },
             Delivery::Reset { feed, epoch } => Line::Reset { feed, epoch },
+            Delivery::Discontinuity { feed, reason } => Line::Discontinuity {
+                feed,
+                reason: reason.as_str(),
+            },
             Delivery::Raw(RawFrame::Text(text)) => Line::Raw {
                 text: Some(text),
                 hex: None,
@@ -110,7 +131,7 @@ impl Output {
         self.write_line(&line)
     }
 
-    pub fn write_ack(&mut self, feed: &str, seq: u64, id: &str) -> io::Result<()> {
+    pub fn write_ack(&mut self, feed: &str, seq: Option<u64>, id: &str) -> io::Result<()> {
         self.write_line(&Line::Ack { feed, seq, id })
     }
 }

@@ -219,8 +219,9 @@ async fn engine(shape: Shape) -> f64 {
         if let Delivery::Event(event) = delivery {
             started.get_or_insert_with(Instant::now);
             let feed: usize = event.feed[7..].parse().unwrap();
-            assert_eq!(event.seq, last_seq[feed] + 1, "out of order delivery");
-            last_seq[feed] = event.seq;
+            let seq = event.seq.unwrap_or_default();
+            assert_eq!(seq, last_seq[feed] + 1, "out of order delivery");
+            last_seq[feed] = seq;
             count += 1;
         }
     }

@@ -7,8 +7,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use holdline_engine::sequencer::{FeedSequencer, StartFrom};
+use holdline_engine::wire::{FeedRule, HoleRule, Numbering, WireEvent};
 use holdline_engine::{Engine, EngineConfig, FeedUrl, Stores};
-use holdline_protocol::{Event, Subscribed};
 use serde_json::value::RawValue;
 
 struct Counting;
@@ -63,18 +63,23 @@ fn main() {
 
         // Buffered events: everything after a missing seq 1 waits.
         let data = r#"{"px":123.25,"sym":"HOLD","q":42}"#;
-        let mut sequencer = FeedSequencer::new("f".into(), None, StartFrom::Beginning, 100_000);
+        let rule = FeedRule { numbering: Numbering::Contiguous, holes: HoleRule::AskServer };
+        let mut sequencer = FeedSequencer::new("f".into(), None, StartFrom::Beginning, 100_000, rule);
         sequencer.subscribe_position();
         let mut out = Vec::new();
-        sequencer.on_subscribed(
-            &Subscribed { id: "s".into(), feed: "f".into(), epoch: "e".into(), head: 0, replay_from: None, gap: None },
-            &mut out,
-        );
+        sequencer.on_subscribed("e", 0, None, &mut out);
         let events = 50_000u64;
         let before_events = live();
         let now = tokio::time::Instant::now();
         for seq in 2..=events + 1 {
-            let event = Event { feed: "f".into(), seq, data: RawValue::from_string(data.into()).unwrap(), ts: 0 };
+            let event = WireEvent {
+                feed: Some("f".into()),
+                seq: Some(seq),
+                epoch: None,
+                ts: Some(0),
+                data: RawValue::from_string(data.into()).unwrap(),
+                meta: None,
+            };
             sequencer.on_event(event, now, &mut out);
         }
         let per_event = (live() - before_events) as f64 / events as f64;

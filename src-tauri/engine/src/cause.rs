@@ -59,8 +59,11 @@ pub enum Cause {
     HeartbeatTimeout { silent_ms: u64 },
     /// A wake or network change probe got no answer in time.
     ProbeFailed { trigger: Trigger, waited_ms: u64 },
-    /// The server upgraded but never sent `welcome`.
-    NoWelcome { waited_ms: u64 },
+    /// The server upgraded but never said the connection was ready
+    /// (`welcome`, a profile's `ready` message).
+    NotReady { waiting_for: String, waited_ms: u64 },
+    /// The server refused the login (a profile's `refused` message).
+    LoginRefused { detail: String },
     /// A frame broke the WebSocket protocol or our size limit.
     Protocol { detail: String },
     /// The attempt itself failed.
@@ -74,6 +77,12 @@ pub enum Cause {
 }
 
 impl Cause {
+    /// The client ends the connection for this cause, so it closes the
+    /// socket with a close frame.
+    pub fn is_ours(&self) -> bool {
+        matches!(self, Cause::NotReady { .. } | Cause::LoginRefused { .. })
+    }
+
     /// The close code this cause stands for, 1006 when no frame came.
     pub fn close_code(&self) -> Option<u16> {
         match self {
@@ -100,9 +109,13 @@ impl fmt::Display for Cause {
             Cause::ProbeFailed { trigger, waited_ms } => {
                 write!(f, "no answer within {waited_ms} ms after {trigger}")
             }
-            Cause::NoWelcome { waited_ms } => {
-                write!(f, "no welcome frame within {waited_ms} ms of the upgrade")
+            Cause::NotReady {
+                waiting_for,
+                waited_ms,
+            } => {
+                write!(f, "no {waiting_for} within {waited_ms} ms of the upgrade")
             }
+            Cause::LoginRefused { detail } => write!(f, "the server refused the login: {detail}"),
             Cause::Protocol { detail } => write!(f, "protocol error: {detail}"),
             Cause::Connect { error } => write!(f, "{error}"),
             Cause::UserDisconnect => f.write_str("disconnect requested"),

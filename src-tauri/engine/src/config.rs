@@ -7,6 +7,7 @@ use holdline_protocol::DEFAULT_HEARTBEAT_MS;
 
 use crate::backoff::BackoffConfig;
 use crate::feed_url::FeedUrl;
+use crate::profile::Profile;
 use crate::secret::Token;
 
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct EngineConfig {
     pub max_incoming_frame_bytes: usize,
     /// Extra PEM certificates to trust beside the platform's roots.
     pub extra_ca_file: Option<PathBuf>,
+    /// How to speak to the server; `holdline.v1` by default.
+    pub profile: Profile,
 }
 
 impl EngineConfig {
@@ -49,6 +52,16 @@ impl EngineConfig {
             delivery_buffer: 4096,
             max_incoming_frame_bytes: 16 << 20,
             extra_ca_file: None,
+            profile: Profile::holdline(),
         }
+    }
+
+    /// Takes `profile`, and its `heartbeat_ms` where it sets one.
+    pub fn with_profile(mut self, profile: Profile) -> Self {
+        if let Some(heartbeat) = profile.common.heartbeat {
+            self.heartbeat = heartbeat;
+        }
+        self.profile = profile;
+        self
     }
 }

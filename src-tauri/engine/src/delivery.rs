@@ -9,30 +9,63 @@ use serde_json::value::RawValue;
 #[derive(Debug, Clone)]
 pub enum Delivery {
     Event(FeedEvent),
-    /// Events `from..=to` of `feed` are lost for good: the server said so.
+    /// Events `from..=to` of `feed` are lost for good: the server said so,
+    /// or (`inferred`) the client concluded so after asking what it could.
     Gap {
         feed: Arc<str>,
-        epoch: Arc<str>,
+        epoch: Option<Arc<str>>,
         from: u64,
         to: u64,
+        inferred: bool,
     },
     /// The feed's numbering restarted in a new epoch; the old cursor is gone.
     Reset {
         feed: Arc<str>,
         epoch: Arc<str>,
     },
-    /// A frame from a server that did not select `holdline.v1`.
+    /// Continuity was lost and nobody can say what was missed.
+    Discontinuity {
+        feed: Arc<str>,
+        reason: DiscontinuityReason,
+    },
+    /// A frame shown as it came (raw mode).
     Raw(RawFrame),
+}
+
+/// Why a feed's continuity was lost (profiles §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscontinuityReason {
+    /// The protocol has no resume and the connection was made again.
+    Reconnected,
+    /// The server did not recover the session (Socket.IO).
+    NotRecovered,
+    /// The broker no longer had the session (MQTT).
+    SessionLost,
+}
+
+impl DiscontinuityReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiscontinuityReason::Reconnected => "reconnected",
+            DiscontinuityReason::NotRecovered => "not_recovered",
+            DiscontinuityReason::SessionLost => "session_lost",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct FeedEvent {
     pub feed: Arc<str>,
-    pub epoch: Arc<str>,
-    pub seq: u64,
-    /// Server time, ms since the Unix epoch.
-    pub ts: i64,
+    /// `None` where the wire has no epoch.
+    pub epoch: Option<Arc<str>>,
+    /// `None` where the wire has no sequence number.
+    pub seq: Option<u64>,
+    /// Server time, ms since the Unix epoch, where the wire carries it.
+    pub ts: Option<i64>,
     pub data: Box<RawValue>,
+    /// Protocol facts beside the data (MQTT topic, Socket.IO event name).
+    pub meta: Option<Box<RawValue>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,40 +74,52 @@ pub enum RawFrame {
     Binary(Vec<u8>),
 }
 
-/// Where a consumer stands in one feed: the last delivery it handled.
+/// Where a consumer stands in one feed: the last delivery it handled. A
+/// feed whose wire has no epoch keeps the empty string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
     pub epoch: String,
     pub seq: u64,
 }
 
+impl Cursor {
+    pub fn new(epoch: Option<&str>, seq: u64) -> Self {
+        Cursor {
+            epoch: epoch.unwrap_or_default().to_owned(),
+            seq,
+        }
+    }
+
+    /// The epoch, `None` for a wire without one.
+    pub fn epoch(&self) -> Option<&str> {
+        Some(self.epoch.as_str()).filter(|e| !e.is_empty())
+    }
+}
+
 impl Delivery {
-    /// The feed and the cursor a consumer reaches by handling this delivery.
+    /// The feed and the cursor a consumer reaches by handling this delivery;
+    /// `None` for deliveries that move no cursor (unnumbered events,
+    /// discontinuity markers, raw frames).
     pub fn cursor(&self) -> Option<(&str, Cursor)> {
         match self {
-            Delivery::Event(e) => Some((
-                &e.feed,
-                Cursor {
-                    epoch: e.epoch.to_string(),
-                    seq: e.seq,
-                },
-            )),
+            Delivery::Event(e) => e
+                .seq
+                .map(|seq| (&*e.feed, Cursor::new(e.epoch.as_deref(), seq))),
             Delivery::Gap {
                 feed, epoch, to, ..
-            } => Some((
-                feed,
-                Cursor {
-                    epoch: epoch.to_string(),
-                    seq: *to,
-                },
-            )),
-            Delivery::Reset { feed, epoch } => Some((
-                feed,
-                Cursor {
-                    epoch: epoch.to_string(),
-                    seq: 0,
-                },
-            )),
+            } => Some((feed, Cursor::new(epoch.as_deref(), *to))),
+            Delivery::Reset { feed, epoch } => Some((feed, Cursor::new(Some(epoch), 0))),
+            Delivery::Discontinuity { .. } | Delivery::Raw(_) => None,
+        }
+    }
+
+    /// The feed this delivery belongs to, if any.
+    pub fn feed(&self) -> Option<&str> {
+        match self {
+            Delivery::Event(e) => Some(&e.feed),
+            Delivery::Gap { feed, .. }
+            | Delivery::Reset { feed, .. }
+            | Delivery::Discontinuity { feed, .. } => Some(feed),
             Delivery::Raw(_) => None,
         }
     }

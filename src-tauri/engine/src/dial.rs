@@ -1,31 +1,34 @@
-//! One connection attempt: DNS, TCP, TLS, upgrade. Each stage is done and
-//! timed separately so a failure names its stage precisely.
+//! One connection attempt: DNS, TCP, TLS, upgrade, and where the token
+//! goes on the upgrade, for every wire. Each stage is done and timed
+//! separately so a failure names its stage precisely.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use holdline_protocol::SUBPROTOCOL;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use tokio::net::{TcpStream, lookup_host};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError, SubProtocolError};
-use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::cause::ConnectError;
 use crate::feed_url::FeedUrl;
+use crate::profile::{Auth, Placeholder, REDACTED, Vars};
 use crate::secret::Token;
+use crate::wire::Upgrade;
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub struct Dialed {
     pub socket: Socket,
-    /// The server selected `holdline.v1`; otherwise this is raw mode.
-    pub holdline: bool,
+    /// The subprotocol the server selected, if any.
+    pub subprotocol: Option<String>,
 }
 
 pub struct DialOptions {
@@ -69,30 +72,32 @@ pub fn tls_config(extra_ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConf
 
 pub async fn dial(
     url: &FeedUrl,
+    upgrade: &Upgrade,
     token: Option<&Token>,
     options: &DialOptions,
 ) -> Result<Dialed, ConnectError> {
-    match upgrade(url, token, options, true).await {
-        Err(UpgradeError::NoSubprotocol) => {
-            // tungstenite refuses a reply without the offered subprotocol.
-            // Such a server speaks something else: ask again without the
-            // offer and run in raw mode (protocol section 1).
-            match upgrade(url, token, options, false).await {
-                Ok(socket) => Ok(Dialed {
-                    socket,
-                    holdline: false,
-                }),
+    let offer = !upgrade.subprotocols.is_empty();
+    match attempt_upgrade(url, upgrade, token, options, offer).await {
+        Err(UpgradeError::NoSubprotocol) if upgrade.retry_without_subprotocol => {
+            // tungstenite refuses a reply without an offered subprotocol.
+            // Such a server speaks something else (holdline.v1: raw mode):
+            // ask again without the offer.
+            match attempt_upgrade(url, upgrade, token, options, false).await {
+                Ok(dialed) => Ok(dialed),
                 Err(UpgradeError::NoSubprotocol) => Err(ConnectError::Handshake {
                     detail: "subprotocol negotiation failed".into(),
                 }),
                 Err(UpgradeError::Connect(e)) => Err(e),
             }
         }
-        Err(UpgradeError::Connect(e)) => Err(e),
-        Ok(socket) => Ok(Dialed {
-            socket,
-            holdline: true,
+        Err(UpgradeError::NoSubprotocol) => Err(ConnectError::Handshake {
+            detail: format!(
+                "the server selected none of the offered subprotocols ({})",
+                upgrade.subprotocols.join(", ")
+            ),
         }),
+        Err(UpgradeError::Connect(e)) => Err(e),
+        Ok(dialed) => Ok(dialed),
     }
 }
 
@@ -107,35 +112,91 @@ impl From<ConnectError> for UpgradeError {
     }
 }
 
-async fn upgrade(
+fn header_error(detail: String) -> ConnectError {
+    ConnectError::Handshake { detail }
+}
+
+/// The upgrade request: the URL (plus the token as a query parameter when
+/// the profile puts it there), the offered subprotocols, the token where
+/// the profile says, and the profile's extra headers. Values that carry
+/// the token are marked sensitive so no dump prints them.
+fn request(
     url: &FeedUrl,
+    upgrade: &Upgrade,
+    token: Option<&Token>,
+    offer_subprotocol: bool,
+) -> Result<Request, ConnectError> {
+    let token = token.filter(|t| !t.is_empty());
+    let mut target = url::Url::parse(url.as_str()).map_err(|e| header_error(e.to_string()))?;
+    if let (Auth::Query(name), Some(token)) = (&upgrade.auth, token) {
+        target.query_pairs_mut().append_pair(name, token.expose());
+    }
+    let mut request = target
+        .as_str()
+        .into_client_request()
+        .map_err(|e| header_error(e.to_string()))?;
+    let headers = request.headers_mut();
+    if offer_subprotocol {
+        let offered = HeaderValue::from_str(&upgrade.subprotocols.join(", "))
+            .map_err(|_| header_error("a subprotocol name an HTTP header cannot carry".into()))?;
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, offered);
+    }
+    let secret = |value: String| {
+        let mut value = HeaderValue::from_str(&value).map_err(|_| {
+            header_error("the token contains characters an HTTP header cannot carry".into())
+        })?;
+        value.set_sensitive(true);
+        Ok::<_, ConnectError>(value)
+    };
+    match (&upgrade.auth, token) {
+        (Auth::Bearer, Some(token)) => {
+            headers.insert(
+                header::AUTHORIZATION,
+                secret(format!("Bearer {}", token.expose()))?,
+            );
+        }
+        (Auth::Header(name), Some(token)) => {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| header_error(format!("{name:?} is not a header name")))?;
+            headers.insert(name, secret(token.expose().to_owned())?);
+        }
+        _ => {}
+    }
+    for (name, template) in &upgrade.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| header_error(format!("{name:?} is not a header name")))?;
+        let vars = Vars {
+            token: token.map(Token::expose),
+            ..Vars::default()
+        };
+        let text = template.render_text(&vars);
+        let value = if token.is_some() && template.uses(&Placeholder::Token) {
+            secret(text)?
+        } else {
+            HeaderValue::from_str(&text).map_err(|_| {
+                let shown = template.render_text(&Vars {
+                    token: Some(REDACTED),
+                    ..Vars::default()
+                });
+                header_error(format!(
+                    "header {name}: {shown:?} is not a valid header value"
+                ))
+            })?
+        };
+        headers.insert(name, value);
+    }
+    Ok(request)
+}
+
+async fn attempt_upgrade(
+    url: &FeedUrl,
+    upgrade: &Upgrade,
     token: Option<&Token>,
     options: &DialOptions,
     offer_subprotocol: bool,
-) -> Result<Socket, UpgradeError> {
+) -> Result<Dialed, UpgradeError> {
+    let request = request(url, upgrade, token, offer_subprotocol)?;
     let tcp = connect_tcp(url, options.timeout).await?;
-    let mut request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| ConnectError::Handshake {
-            detail: e.to_string(),
-        })?;
-    if offer_subprotocol {
-        request.headers_mut().insert(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static(SUBPROTOCOL),
-        );
-    }
-    if let Some(token) = token.filter(|t| !t.is_empty()) {
-        let mut value =
-            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-                ConnectError::Handshake {
-                    detail: "the token contains characters an HTTP header cannot carry".into(),
-                }
-            })?;
-        value.set_sensitive(true);
-        request.headers_mut().insert(header::AUTHORIZATION, value);
-    }
     let connector = if url.is_tls() {
         let tls = options.tls.clone().ok_or_else(|| ConnectError::Tls {
             detail: "no TLS configuration".into(),
@@ -164,7 +225,17 @@ async fn upgrade(
             after_ms: options.timeout.as_millis() as u64,
         }
         .into()),
-        Ok(Ok((socket, _response))) => Ok(socket),
+        Ok(Ok((socket, response))) => {
+            let subprotocol = response
+                .headers()
+                .get(header::SEC_WEBSOCKET_PROTOCOL)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().to_owned());
+            Ok(Dialed {
+                socket,
+                subprotocol,
+            })
+        }
         Ok(Err(WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(
             SubProtocolError::NoSubProtocol,
         )))) => Err(UpgradeError::NoSubprotocol),

@@ -21,6 +21,8 @@ pub enum EngineError {
     TooLarge { bytes: usize, limit: u64 },
     #[error("publishing needs a holdline.v1 server; this one speaks raw WebSocket")]
     RawMode,
+    #[error("profile key `{key}`: {message}")]
+    InvalidProfile { key: String, message: String },
     #[error("storage failed: {message}")]
     Storage { message: String },
     #[error("the engine has stopped")]
@@ -31,6 +33,15 @@ impl From<UrlError> for EngineError {
     fn from(err: UrlError) -> Self {
         EngineError::InvalidUrl {
             message: err.to_string(),
+        }
+    }
+}
+
+impl From<crate::profile::ProfileError> for EngineError {
+    fn from(err: crate::profile::ProfileError) -> Self {
+        EngineError::InvalidProfile {
+            key: err.key,
+            message: err.message,
         }
     }
 }
@@ -48,7 +59,8 @@ impl From<StoreError> for EngineError {
 pub struct PublishAck {
     pub id: String,
     pub feed: String,
-    pub seq: u64,
+    /// `None` where the wire's ack carries no sequence number.
+    pub seq: Option<u64>,
 }
 
 #[derive(Debug, Clone, Error, PartialEq, Eq, Serialize)]

@@ -65,6 +65,12 @@ pub enum HistoryKind {
     Publish,
     Storage,
     Protocol,
+    /// The connection may subscribe: what was re-sent and whether
+    /// continuity held.
+    Ready,
+    /// A frame the client sent (login, subscriptions), token redacted.
+    Sent,
+    Discontinuity,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -93,8 +99,14 @@ pub struct HistoryEntry {
 pub enum PublishStatus {
     Queued,
     Sent,
-    Acked { seq: u64 },
-    Failed { code: String, message: String },
+    /// `seq` is `None` where the wire's ack carries none.
+    Acked {
+        seq: Option<u64>,
+    },
+    Failed {
+        code: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -117,6 +129,8 @@ pub enum EngineEvent {
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
     pub url: String,
+    /// The profile's protocol (`holdline.v1`, `json`, …).
+    pub protocol: String,
     pub state: ConnectionState,
     pub session: Option<String>,
     pub raw: bool,
@@ -126,13 +140,16 @@ pub struct Snapshot {
     pub feeds: Vec<FeedSnapshot>,
     pub outbox: Vec<OutboxItem>,
     pub malformed_frames: u64,
+    /// Events for feeds not subscribed to, counted and dropped.
+    pub unrouted_events: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FeedSnapshot {
     pub feed: String,
     pub epoch: Option<String>,
-    pub last_seq: u64,
+    /// `None` until the feed has a position (or for a feed without seq).
+    pub last_seq: Option<u64>,
     pub buffered: usize,
     #[serde(flatten)]
     pub stats: FeedStats,

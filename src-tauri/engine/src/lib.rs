@@ -1,8 +1,10 @@
 //! Holdline's connection engine.
 //!
-//! One task (the actor in `actor.rs`) owns the WebSocket. An [`Engine`] is a
-//! cheap, cloneable handle that sends it commands; [`Deliveries`] is the
-//! ordered stream of events, gap markers and reset markers for the consumer;
+//! One task (the actor in `actor/`) owns the WebSocket; what each protocol
+//! speaks is a [`wire`] behind one seam, chosen by the server's
+//! [`Profile`]. An [`Engine`] is a cheap, cloneable handle that sends the
+//! actor commands; [`Deliveries`] is the ordered stream of events and
+//! gap, reset and discontinuity markers for the consumer;
 //! [`Engine::events`] and [`Engine::state`] tell observers what happens and
 //! why. Nothing here knows about Tauri or any UI.
 
@@ -19,9 +21,11 @@ pub mod liveness;
 pub mod logging;
 mod outbox;
 pub mod policy;
+pub mod profile;
 pub mod secret;
 pub mod sequencer;
 pub mod store;
+pub mod wire;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,13 +38,14 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 pub use crate::backoff::BackoffConfig;
 pub use crate::cause::{Cause, ConnectError, Trigger};
 pub use crate::config::EngineConfig;
-pub use crate::delivery::{Cursor, Delivery, FeedEvent, RawFrame};
+pub use crate::delivery::{Cursor, Delivery, DiscontinuityReason, FeedEvent, RawFrame};
 pub use crate::error::{EngineError, PublishAck, PublishError};
 pub use crate::events::{
     ConnectionState, EngineEvent, HistoryEntry, HistoryKind, Level, PublishStatus, PublishUpdate,
     Snapshot,
 };
 pub use crate::feed_url::{FeedUrl, UrlError};
+pub use crate::profile::{Profile, ProfileError};
 pub use crate::secret::Token;
 pub use crate::sequencer::StartFrom;
 pub use crate::store::{
@@ -94,9 +99,11 @@ impl Engine {
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (state_tx, state_rx) = watch::channel(ConnectionState::Idle);
         let server_key: Arc<str> = Arc::from(config.url.server_key());
+        let wire = wire::for_profile(&config)?;
         let outbox = Outbox::new(config.outbox_capacity, stores.outbox)?;
         let actor = Actor::new(
             config,
+            wire,
             Channels {
                 commands: command_rx,
                 deliveries: delivery_tx,
@@ -145,12 +152,10 @@ impl Engine {
     }
 
     /// Adds a feed to the subscription set; it is (re-)subscribed on every
-    /// connection from its saved cursor, else as `start` says.
+    /// connection from its saved cursor, else as `start` says. The wire
+    /// decides which names are feeds (`*` takes every feed where the
+    /// profile lets the server push everything).
     pub async fn subscribe(&self, feed: &str, start: StartFrom) -> Result<(), EngineError> {
-        holdline_protocol::validate_feed_name(feed).map_err(|e| EngineError::InvalidFeed {
-            feed: feed.chars().take(140).collect(),
-            message: e.to_string(),
-        })?;
         let (reply, answer) = oneshot::channel();
         self.send(Command::Subscribe {
             feed: Arc::from(feed),
@@ -168,8 +173,9 @@ impl Engine {
         .await
     }
 
-    /// Queues a publish. Errors at once when the input is bad or the outbox
-    /// is full; otherwise the returned future resolves on the server's `ack`,
+    /// Queues a publish. Errors at once when the input is bad, the wire
+    /// cannot carry it or the outbox is full; otherwise the returned future
+    /// resolves on the server's `ack` (on a wire without acks, once written),
     /// however many reconnects that takes. A missing `id` gets a fresh UUID.
     pub async fn publish(
         &self,
@@ -177,10 +183,6 @@ impl Engine {
         data: Box<RawValue>,
         id: Option<String>,
     ) -> Result<PendingPublish, EngineError> {
-        holdline_protocol::validate_feed_name(feed).map_err(|e| EngineError::InvalidFeed {
-            feed: feed.chars().take(140).collect(),
-            message: e.to_string(),
-        })?;
         let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         holdline_protocol::validate_request_id(&id).map_err(|e| EngineError::InvalidId {
             id: id.chars().take(80).collect(),

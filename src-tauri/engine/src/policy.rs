@@ -78,7 +78,8 @@ pub const CLOSE_TABLE: &[(u16, u16, CloseRule)] = &[
     (4500, 4999, CloseRule::Stop),
 ];
 
-pub fn close_rule(code: u16) -> CloseRule {
+/// `protocol.md` §7's table, which `holdline.v1`, `raw` and `json` share.
+pub fn protocol_close_rule(code: u16) -> CloseRule {
     CLOSE_TABLE
         .iter()
         .find(|(low, high, _)| (*low..=*high).contains(&code))
@@ -87,7 +88,11 @@ pub fn close_rule(code: u16) -> CloseRule {
 }
 
 pub fn reaction_to_close(code: u16, reason: &str) -> Reaction {
-    match close_rule(code) {
+    reaction_to_close_rule(protocol_close_rule(code), reason)
+}
+
+pub fn reaction_to_close_rule(rule: CloseRule, reason: &str) -> Reaction {
+    match rule {
         CloseRule::Backoff => Reaction::Backoff,
         CloseRule::BackoffAtLeast(min) => Reaction::BackoffAtLeast { min },
         CloseRule::Immediately => Reaction::Immediately,
@@ -102,15 +107,17 @@ pub fn reaction_to_close(code: u16, reason: &str) -> Reaction {
     }
 }
 
-pub fn reaction_to(cause: &Cause) -> Reaction {
+/// The reaction to `cause`, reading close codes through the wire's table.
+pub fn reaction_to(cause: &Cause, close_rule: &dyn Fn(u16) -> CloseRule) -> Reaction {
     match cause {
-        Cause::Closed { code, reason } => reaction_to_close(*code, reason),
+        Cause::Closed { code, reason } => reaction_to_close_rule(close_rule(*code), reason),
+        Cause::LoginRefused { .. } => Reaction::NeedsLogin,
         Cause::Connect { error } => reaction_to_connect_error(error),
         Cause::UserDisconnect | Cause::Shutdown => Reaction::Idle,
         Cause::UserReconnect => Reaction::Immediately,
         Cause::ConnectionLost { .. }
         | Cause::HeartbeatTimeout { .. }
-        | Cause::NoWelcome { .. }
+        | Cause::NotReady { .. }
         | Cause::Protocol { .. } => Reaction::Backoff,
         // The socket was dead across a wake or network change: the backoff
         // was reset by the trigger, and the way back is immediate.
@@ -156,7 +163,7 @@ mod tests {
             detail: "eof".into(),
         };
         assert_eq!(lost.close_code(), Some(1006));
-        assert_eq!(reaction_to(&lost), Reaction::Backoff);
+        assert_eq!(reaction_to(&lost, &protocol_close_rule), Reaction::Backoff);
     }
     #[test]
     fn row_1008_policy_violation_stops() {
@@ -225,13 +232,16 @@ mod tests {
     }
 
     fn status(status: u16, retry_after_s: Option<u64>) -> Reaction {
-        reaction_to(&Cause::Connect {
-            error: ConnectError::HttpStatus {
-                status,
-                retry_after_s,
-                body: String::new(),
+        reaction_to(
+            &Cause::Connect {
+                error: ConnectError::HttpStatus {
+                    status,
+                    retry_after_s,
+                    body: String::new(),
+                },
             },
-        })
+            &protocol_close_rule,
+        )
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! One feed's ordering (protocol section 5): dedupe, a bounded reorder
-//! buffer, and gap and reset markers exactly where the server says so.
+//! One feed's ordering, for every wire: dedupe, a bounded reorder buffer,
+//! and gap, reset and discontinuity markers exactly where continuity was
+//! lost. How holes are settled is the feed's [`FeedRule`]: `holdline.v1`
+//! asks the server (protocol §5), other wires ask once when they can replay
+//! and then infer the gap (profiles §3).
 //!
 //! Plain data: no socket, no clock of its own (the caller passes `now`).
 
@@ -7,11 +10,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use holdline_protocol::{Event, Subscribed};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::delivery::{Cursor, Delivery, FeedEvent};
+use crate::delivery::{Cursor, Delivery, DiscontinuityReason, FeedEvent};
+use crate::wire::{FeedRule, HoleRule, Numbering, Position, WireEvent};
 
 /// Where a feed with no saved cursor starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -38,6 +41,15 @@ pub enum Accepted {
     TooFarAhead,
 }
 
+/// What to do about a hole that outlived the gap timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoleAction {
+    /// Subscribe again from the cursor and wait another gap timeout.
+    Resubscribe,
+    /// The gap was inferred and delivered; nothing to ask.
+    Settled,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct FeedStats {
     pub delivered: u64,
@@ -45,35 +57,47 @@ pub struct FeedStats {
     pub gaps: u64,
     pub resets: u64,
     pub resubscribes: u64,
+    pub discontinuities: u64,
 }
 
 #[derive(Debug)]
 pub struct FeedSequencer {
     feed: Arc<str>,
+    rule: FeedRule,
     epoch: Option<Arc<str>>,
-    last: u64,
-    start: StartFrom,
-    pending: BTreeMap<u64, Event>,
+    /// The last delivered seq; `None` until the feed has a position.
+    last: Option<u64>,
+    pending: BTreeMap<u64, WireEvent>,
     window: u64,
     hole_since: Option<Instant>,
+    /// The current hole was already asked for once (inferred holes).
+    hole_asked: bool,
     asked_since: Option<u64>,
     stats: FeedStats,
 }
 
 impl FeedSequencer {
-    pub fn new(feed: Arc<str>, cursor: Option<Cursor>, start: StartFrom, window: usize) -> Self {
-        let (epoch, last) = match cursor {
-            Some(c) => (Some(Arc::from(c.epoch)), c.seq),
-            None => (None, 0),
+    pub fn new(
+        feed: Arc<str>,
+        cursor: Option<Cursor>,
+        start: StartFrom,
+        window: usize,
+        rule: FeedRule,
+    ) -> Self {
+        let (epoch, last) = match &cursor {
+            Some(c) => (c.epoch().map(Arc::from), Some(c.seq)),
+            None if start == StartFrom::Beginning => (None, Some(0)),
+            None => (None, None),
         };
         FeedSequencer {
             feed,
+            rule,
             epoch,
             last,
-            start,
             pending: BTreeMap::new(),
             window: window.max(1) as u64,
             hole_since: None,
+            hole_asked: false,
             asked_since: None,
             stats: FeedStats::default(),
         }
@@ -87,7 +111,7 @@ impl FeedSequencer {
         self.epoch.as_deref()
     }
 
-    pub fn last_delivered(&self) -> u64 {
+    pub fn last_delivered(&self) -> Option<u64> {
         self.last
     }
 
@@ -99,18 +123,18 @@ impl FeedSequencer {
         self.stats
     }
 
-    /// `since` and `epoch` for the next `subscribe`: the cursor when there is
-    /// one, else what `start` asks for.
-    pub fn subscribe_position(&mut self) -> (Option<u64>, Option<String>) {
-        let position = match &self.epoch {
-            Some(epoch) => (Some(self.last), Some(epoch.to_string())),
-            None => match self.start {
-                StartFrom::Live => (None, None),
-                StartFrom::Beginning => (Some(self.last), None),
-            },
-        };
-        self.asked_since = position.0;
-        position
+    pub fn is_numbered(&self) -> bool {
+        self.rule.numbering != Numbering::Unnumbered
+    }
+
+    /// `since` and `epoch` for the next subscribe: the cursor when there is
+    /// one, `0` from the start, else nothing (live).
+    pub fn subscribe_position(&mut self) -> Position {
+        self.asked_since = self.last;
+        Position {
+            since: self.last,
+            epoch: self.epoch.as_deref().map(str::to_owned),
+        }
     }
 
     /// Re-subscribing for a hole: restart the hole's clock.
@@ -121,83 +145,108 @@ impl FeedSequencer {
         }
     }
 
-    /// Applies the server's answer to `subscribe`: reset marker on a new
-    /// epoch, gap marker where events are lost, then whatever buffered
-    /// events that makes deliverable.
-    pub fn on_subscribed(&mut self, sub: &Subscribed, out: &mut Vec<Delivery>) {
+    /// The connection was made again and continuity is lost (`reason`), or
+    /// this feed has no numbering to resume by: a discontinuity marker,
+    /// before the new connection's events.
+    pub fn on_discontinuity(&mut self, reason: DiscontinuityReason, out: &mut Vec<Delivery>) {
+        self.stats.discontinuities += 1;
+        self.pending.clear();
+        self.hole_since = None;
+        self.hole_asked = false;
+        out.push(Delivery::Discontinuity {
+            feed: self.feed.clone(),
+            reason,
+        });
+    }
+
+    /// Applies the server's answer to a subscribe (`holdline.v1`): reset
+    /// marker on a new epoch, gap marker where events are lost, then
+    /// whatever buffered events that makes deliverable.
+    pub fn on_subscribed(
+        &mut self,
+        epoch: &str,
+        head: u64,
+        gap: Option<(u64, u64)>,
+        out: &mut Vec<Delivery>,
+    ) {
         let new_epoch: Arc<str> = match &self.epoch {
-            Some(known) if **known == *sub.epoch => known.clone(),
+            Some(known) if **known == *epoch => known.clone(),
             Some(_) => {
-                let epoch: Arc<str> = Arc::from(sub.epoch.as_str());
-                self.stats.resets += 1;
-                self.last = 0;
-                self.pending.clear();
-                self.hole_since = None;
-                out.push(Delivery::Reset {
-                    feed: self.feed.clone(),
-                    epoch: epoch.clone(),
-                });
+                let epoch: Arc<str> = Arc::from(epoch);
+                self.reset(epoch.clone(), out);
                 epoch
             }
             None => {
                 // A first subscription adopts the epoch silently; asked
                 // live-only, the stream starts after the server's head.
                 if self.asked_since.is_none() {
-                    self.last = sub.head;
+                    self.last = Some(head);
                 }
-                Arc::from(sub.epoch.as_str())
+                Arc::from(epoch)
             }
         };
         self.epoch = Some(new_epoch.clone());
-        if let Some(gap) = sub.gap
-            && gap.to > self.last
+        let last = self.last.unwrap_or(0);
+        if let Some((_, to)) = gap
+            && to > last
         {
             // A correct server's gap starts right after the cursor. One that
             // starts later leaves events nobody will send: the marker covers
             // them too rather than skip them silently.
-            let from = self.last + 1;
-            self.stats.gaps += 1;
-            out.push(Delivery::Gap {
-                feed: self.feed.clone(),
-                epoch: new_epoch,
-                from,
-                to: gap.to,
-            });
-            self.last = gap.to;
-            self.pending = self.pending.split_off(&(self.last + 1));
+            self.mark_gap(last + 1, to, false, out);
         }
         self.release(out);
-        self.hole_since = if self.pending.is_empty() {
-            None
-        } else {
-            self.hole_since
-        };
+        if self.pending.is_empty() {
+            self.hole_since = None;
+        }
     }
 
-    pub fn on_event(&mut self, event: Event, now: Instant, out: &mut Vec<Delivery>) -> Accepted {
-        let Some(epoch) = &self.epoch else {
-            // No `subscribed` yet on this feed: nothing can be placed.
-            self.stats.duplicates += 1;
-            return Accepted::Duplicate;
+    pub fn on_event(
+        &mut self,
+        event: WireEvent,
+        now: Instant,
+        out: &mut Vec<Delivery>,
+    ) -> Accepted {
+        let Some(seq) = event.seq.filter(|_| self.is_numbered()) else {
+            self.deliver(event, out);
+            return Accepted::Delivered { released: 0 };
         };
-        let seq = event.seq;
-        if seq <= self.last {
+        if let Some(epoch) = &event.epoch {
+            match &self.epoch {
+                Some(known) if known == epoch => {}
+                Some(_) => self.reset(epoch.clone(), out),
+                None => self.epoch = Some(epoch.clone()),
+            }
+        }
+        let last = match self.last {
+            Some(last) => last,
+            // No position yet: `holdline.v1` waits for `subscribed`; other
+            // wires start at the first event they receive.
+            None if self.rule.holes == HoleRule::AskServer => {
+                self.stats.duplicates += 1;
+                return Accepted::Duplicate;
+            }
+            None => seq.saturating_sub(1),
+        };
+        if seq <= last {
             self.stats.duplicates += 1;
             return Accepted::Duplicate;
         }
-        if seq == self.last + 1 {
-            let epoch = epoch.clone();
-            self.deliver(event, epoch, out);
+        if self.rule.numbering == Numbering::Increasing || seq == last + 1 {
+            self.deliver(event, out);
             let released = self.release(out);
-            self.hole_since = if self.pending.is_empty() {
-                None
+            if self.pending.is_empty() {
+                self.hole_since = None;
+                self.hole_asked = false;
             } else {
-                Some(now)
-            };
+                // Progress restarts the clock; the hole was already asked
+                // for if it was, however much of it the answer filled.
+                self.hole_since = Some(now);
+            }
             return Accepted::Delivered { released };
         }
-        if seq - self.last > self.window {
-            return Accepted::TooFarAhead;
+        if seq - last > self.window {
+            return self.too_far_ahead(event, now, out);
         }
         if self.pending.contains_key(&seq) {
             self.stats.duplicates += 1;
@@ -208,39 +257,129 @@ impl FeedSequencer {
         Accepted::Buffered
     }
 
-    /// When the current hole has waited long enough to ask the server.
+    /// An event past the reorder window: ask the server when the rule lets
+    /// us, else declare the hole now and take the event.
+    fn too_far_ahead(
+        &mut self,
+        event: WireEvent,
+        now: Instant,
+        out: &mut Vec<Delivery>,
+    ) -> Accepted {
+        match self.rule.holes {
+            HoleRule::AskServer => Accepted::TooFarAhead,
+            HoleRule::Infer { replay: true } if !self.hole_asked => {
+                self.hole_asked = true;
+                self.hole_since = Some(now);
+                Accepted::TooFarAhead
+            }
+            HoleRule::Infer { .. } => {
+                while !self.pending.is_empty() {
+                    self.infer_gap(out);
+                }
+                let seq = event.seq.unwrap_or_default();
+                let last = self.last.unwrap_or(0);
+                if seq > last + 1 {
+                    self.mark_gap(last + 1, seq - 1, true, out);
+                }
+                self.on_event(event, now, out)
+            }
+        }
+    }
+
+    /// When the current hole has waited long enough to act on it.
     pub fn hole_deadline(&self, gap_timeout: Duration) -> Option<Instant> {
         self.hole_since.map(|since| since + gap_timeout)
     }
 
-    fn deliver(&mut self, event: Event, epoch: Arc<str>, out: &mut Vec<Delivery>) {
-        self.last = event.seq;
+    /// The hole outlived the gap timeout: ask the server (once, for
+    /// inferred holes), or deliver an inferred gap for exactly the missing
+    /// range and go on.
+    pub fn on_hole_timeout(&mut self, now: Instant, out: &mut Vec<Delivery>) -> HoleAction {
+        match self.rule.holes {
+            HoleRule::AskServer => HoleAction::Resubscribe,
+            HoleRule::Infer { replay: true } if !self.hole_asked => {
+                self.hole_asked = true;
+                self.hole_since = Some(now);
+                HoleAction::Resubscribe
+            }
+            HoleRule::Infer { .. } => {
+                self.infer_gap(out);
+                self.hole_since = (!self.pending.is_empty()).then_some(now);
+                HoleAction::Settled
+            }
+        }
+    }
+
+    /// Marks the missing range before the first buffered event as lost and
+    /// releases what follows it.
+    fn infer_gap(&mut self, out: &mut Vec<Delivery>) {
+        let last = self.last.unwrap_or(0);
+        if let Some(&first) = self.pending.keys().next()
+            && first > last + 1
+        {
+            self.mark_gap(last + 1, first - 1, true, out);
+        }
+        self.release(out);
+    }
+
+    fn mark_gap(&mut self, from: u64, to: u64, inferred: bool, out: &mut Vec<Delivery>) {
+        self.stats.gaps += 1;
+        self.hole_asked = false;
+        out.push(Delivery::Gap {
+            feed: self.feed.clone(),
+            epoch: self.epoch.clone(),
+            from,
+            to,
+            inferred,
+        });
+        self.last = Some(to);
+        self.pending = self.pending.split_off(&(to + 1));
+    }
+
+    fn reset(&mut self, epoch: Arc<str>, out: &mut Vec<Delivery>) {
+        self.stats.resets += 1;
+        self.last = Some(0);
+        self.pending.clear();
+        self.hole_since = None;
+        self.hole_asked = false;
+        self.epoch = Some(epoch.clone());
+        out.push(Delivery::Reset {
+            feed: self.feed.clone(),
+            epoch,
+        });
+    }
+
+    fn deliver(&mut self, event: WireEvent, out: &mut Vec<Delivery>) {
+        let seq = event.seq.filter(|_| self.is_numbered());
+        if let Some(seq) = seq {
+            self.last = Some(seq);
+        }
         self.stats.delivered += 1;
         out.push(Delivery::Event(FeedEvent {
             feed: self.feed.clone(),
-            epoch,
-            seq: event.seq,
+            epoch: if seq.is_some() {
+                self.epoch.clone()
+            } else {
+                event.epoch
+            },
+            seq,
             ts: event.ts,
             data: event.data,
+            meta: event.meta,
         }));
     }
 
     fn release(&mut self, out: &mut Vec<Delivery>) -> usize {
-        // The common case, nothing buffered, touches no reference count.
-        if self.pending.is_empty() {
-            return 0;
-        }
-        let Some(epoch) = self.epoch.clone() else {
-            return 0;
-        };
         let mut released = 0;
+        // The common case, nothing buffered, touches no reference count.
         while let Some(entry) = self.pending.first_entry() {
-            if *entry.key() <= self.last {
+            let last = self.last.unwrap_or(0);
+            if *entry.key() <= last {
                 entry.remove();
                 self.stats.duplicates += 1;
-            } else if *entry.key() == self.last + 1 {
+            } else if *entry.key() == last + 1 {
                 let event = entry.remove();
-                self.deliver(event, epoch.clone(), out);
+                self.deliver(event, out);
                 released += 1;
             } else {
                 break;
@@ -251,194 +390,4 @@ impl FeedSequencer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use holdline_protocol::GapRange;
-    use proptest::prelude::*;
-    use serde_json::value::RawValue;
-
-    fn event(seq: u64) -> Event {
-        Event {
-            feed: "f".into(),
-            seq,
-            data: RawValue::from_string(seq.to_string()).unwrap(),
-            ts: 0,
-        }
-    }
-
-    fn subscribed(epoch: &str, head: u64, gap: Option<(u64, u64)>) -> Subscribed {
-        Subscribed {
-            id: "s".into(),
-            feed: "f".into(),
-            epoch: epoch.into(),
-            head,
-            replay_from: None,
-            gap: gap.map(|(from, to)| GapRange { from, to }),
-        }
-    }
-
-    fn seqs(out: &[Delivery]) -> Vec<u64> {
-        out.iter()
-            .filter_map(|d| match d {
-                Delivery::Event(e) => Some(e.seq),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn from_start(window: usize) -> FeedSequencer {
-        let mut s = FeedSequencer::new("f".into(), None, StartFrom::Beginning, window);
-        assert_eq!(s.subscribe_position(), (Some(0), None));
-        let mut out = Vec::new();
-        s.on_subscribed(&subscribed("e1", 0, None), &mut out);
-        assert!(out.is_empty(), "a first subscription has no reset marker");
-        s
-    }
-
-    #[test]
-    fn in_order_events_flow_and_duplicates_drop() {
-        let mut s = from_start(16);
-        let mut out = Vec::new();
-        let now = Instant::now();
-        for seq in [1, 2, 2, 1, 3] {
-            s.on_event(event(seq), now, &mut out);
-        }
-        assert_eq!(seqs(&out), [1, 2, 3]);
-        assert_eq!(s.stats().duplicates, 2);
-    }
-
-    #[test]
-    fn a_hole_holds_later_events_until_it_fills() {
-        let mut s = from_start(16);
-        let mut out = Vec::new();
-        let now = Instant::now();
-        assert_eq!(s.on_event(event(2), now, &mut out), Accepted::Buffered);
-        assert_eq!(s.on_event(event(3), now, &mut out), Accepted::Buffered);
-        assert!(out.is_empty());
-        assert_eq!(
-            s.hole_deadline(Duration::from_secs(1)),
-            Some(now + Duration::from_secs(1))
-        );
-        assert_eq!(
-            s.on_event(event(1), now, &mut out),
-            Accepted::Delivered { released: 2 }
-        );
-        assert_eq!(seqs(&out), [1, 2, 3]);
-        assert_eq!(s.hole_deadline(Duration::from_secs(1)), None);
-    }
-
-    #[test]
-    fn an_event_past_the_window_asks_for_a_resubscribe() {
-        let mut s = from_start(4);
-        let mut out = Vec::new();
-        assert_eq!(
-            s.on_event(event(6), Instant::now(), &mut out),
-            Accepted::TooFarAhead
-        );
-        assert_eq!(s.buffered(), 0);
-    }
-
-    #[test]
-    fn a_server_gap_becomes_one_marker_and_releases_what_follows() {
-        let mut s = from_start(16);
-        let mut out = Vec::new();
-        let now = Instant::now();
-        s.on_event(event(1), now, &mut out);
-        s.on_event(event(7), now, &mut out);
-        assert_eq!(s.subscribe_position(), (Some(1), Some("e1".into())));
-        out.clear();
-        s.on_subscribed(&subscribed("e1", 9, Some((2, 6))), &mut out);
-        assert!(matches!(out[0], Delivery::Gap { from: 2, to: 6, .. }));
-        assert_eq!(seqs(&out), [7]);
-        assert_eq!(s.last_delivered(), 7);
-    }
-
-    #[test]
-    fn a_new_epoch_resets_then_marks_the_gap() {
-        let cursor = Cursor {
-            epoch: "old".into(),
-            seq: 40,
-        };
-        let mut s = FeedSequencer::new("f".into(), Some(cursor), StartFrom::Live, 16);
-        assert_eq!(s.subscribe_position(), (Some(40), Some("old".into())));
-        let mut out = Vec::new();
-        s.on_subscribed(&subscribed("new", 10, Some((1, 4))), &mut out);
-        assert!(matches!(&out[0], Delivery::Reset { epoch, .. } if &**epoch == "new"));
-        assert!(matches!(out[1], Delivery::Gap { from: 1, to: 4, .. }));
-        out.clear();
-        s.on_event(event(5), Instant::now(), &mut out);
-        assert_eq!(seqs(&out), [5]);
-        assert_eq!(s.stats().resets, 1);
-    }
-
-    #[test]
-    fn a_gap_that_starts_past_the_cursor_still_marks_from_the_cursor() {
-        let mut s = from_start(16);
-        let mut out = Vec::new();
-        s.on_event(event(1), Instant::now(), &mut out);
-        out.clear();
-        s.subscribe_position();
-        s.on_subscribed(&subscribed("e1", 9, Some((5, 7))), &mut out);
-        assert!(
-            matches!(out[0], Delivery::Gap { from: 2, to: 7, .. }),
-            "{out:?}"
-        );
-    }
-
-    #[test]
-    fn live_only_starts_after_the_head() {
-        let mut s = FeedSequencer::new("f".into(), None, StartFrom::Live, 16);
-        assert_eq!(s.subscribe_position(), (None, None));
-        let mut out = Vec::new();
-        s.on_subscribed(&subscribed("e", 41, None), &mut out);
-        assert!(out.is_empty());
-        s.on_event(event(42), Instant::now(), &mut out);
-        assert_eq!(seqs(&out), [42]);
-    }
-
-    proptest! {
-        /// Any permutation of 1..=n, with duplicates sprinkled in, comes out
-        /// as exactly 1..=n when the window covers the disorder.
-        #[test]
-        fn any_permutation_with_duplicates_comes_out_in_order(
-            order in (1u64..200).prop_flat_map(|n| {
-                let seqs: Vec<u64> = (1..=n).collect();
-                (Just(n), Just(seqs).prop_shuffle(), proptest::collection::vec(1..=n, 0..50))
-            })
-        ) {
-            let (n, shuffled, dups) = order;
-            let mut input = shuffled;
-            for (i, d) in dups.into_iter().enumerate() {
-                let at = (i * 7) % (input.len() + 1);
-                input.insert(at, d);
-            }
-            let mut s = from_start(n as usize);
-            let mut out = Vec::new();
-            let now = Instant::now();
-            for seq in &input {
-                s.on_event(event(*seq), now, &mut out);
-            }
-            prop_assert_eq!(seqs(&out), (1..=n).collect::<Vec<_>>());
-            prop_assert_eq!(s.stats().duplicates, input.len() as u64 - n);
-            prop_assert_eq!(s.buffered(), 0);
-        }
-
-        /// With a window smaller than the disorder, nothing is delivered out
-        /// of order or twice, and whatever is missing is still ahead.
-        #[test]
-        fn a_small_window_never_breaks_order(
-            input in proptest::collection::vec(1u64..60, 0..200),
-            window in 1usize..8,
-        ) {
-            let mut s = from_start(window);
-            let mut out = Vec::new();
-            let now = Instant::now();
-            for seq in input {
-                s.on_event(event(seq), now, &mut out);
-                prop_assert!(s.buffered() <= window);
-            }
-            let got = seqs(&out);
-            prop_assert_eq!(got.clone(), (1..=got.len() as u64).collect::<Vec<_>>());
-        }
-    }
-}
+mod tests;

@@ -138,7 +138,7 @@ async fn a_full_outbox_refuses_at_once_and_loses_nothing_queued() {
     );
     assert!(full.to_string().contains("outbox is full"));
     proxy.refuse(false);
-    assert_eq!(first.await.unwrap().seq, 1);
-    assert_eq!(second.await.unwrap().seq, 2);
+    assert_eq!(first.await.unwrap().seq, Some(1));
+    assert_eq!(second.await.unwrap().seq, Some(2));
     engine.shutdown().await;
 }

@@ -37,6 +37,11 @@ impl MalformedFrame {
         }
     }
 
+    /// A text frame that could not be read, for any wire's record.
+    pub fn of_text(text: &str, reason: impl Into<String>) -> Self {
+        MalformedFrame::text(text, reason.into(), None)
+    }
+
     fn text(text: &str, reason: String, id: Option<String>) -> Self {
         MalformedFrame {
             reason,

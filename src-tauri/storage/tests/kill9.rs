@@ -91,7 +91,8 @@ async fn run_client(db_path: &str, url: &str, publish_from: Option<u64>) {
         // Hand on, then commit: what the app's UI pump does.
         while let Some(delivery) = deliveries.recv().await {
             if let Delivery::Event(event) = &delivery {
-                say(&format!("event {} {}", event.feed, event.seq));
+                let seq = event.seq.unwrap_or_default();
+                say(&format!("event {} {seq}", event.feed));
             }
             let _ = deliveries.commit(&delivery);
         }
@@ -116,7 +117,7 @@ async fn run_client(db_path: &str, url: &str, publish_from: Option<u64>) {
     loop {
         match events.recv().await {
             Ok(EngineEvent::Publish(update)) => {
-                if let PublishStatus::Acked { seq } = update.status {
+                if let PublishStatus::Acked { seq: Some(seq) } = update.status {
                     say(&format!("acked {} {seq}", update.id));
                 }
             }
@@ -240,7 +241,7 @@ async fn server_feed(server: &RunningServer, feed: &str) -> Vec<String> {
         while let Some(delivery) = deliveries.recv().await {
             if let Delivery::Event(event) = delivery {
                 data.push(event.data.get().to_owned());
-                if event.seq == head {
+                if event.seq == Some(head) {
                     break;
                 }
             }

@@ -118,8 +118,12 @@ pub struct Seen {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     Event(u64),
+    /// An event without a seq, by its data.
+    Unnumbered(String),
     Gap(u64, u64),
+    InferredGap(u64, u64),
     Reset(String),
+    Discontinuity(String),
 }
 
 impl Seen {
@@ -130,13 +134,31 @@ impl Seen {
                 self.items
                     .entry(e.feed.to_string())
                     .or_default()
-                    .push(Item::Event(e.seq));
+                    .push(match e.seq {
+                        Some(seq) => Item::Event(seq),
+                        None => Item::Unnumbered(e.data.get().to_owned()),
+                    });
             }
-            Delivery::Gap { feed, from, to, .. } => self
+            Delivery::Gap {
+                feed,
+                from,
+                to,
+                inferred,
+                ..
+            } => self
                 .items
                 .entry(feed.to_string())
                 .or_default()
-                .push(Item::Gap(*from, *to)),
+                .push(if *inferred {
+                    Item::InferredGap(*from, *to)
+                } else {
+                    Item::Gap(*from, *to)
+                }),
+            Delivery::Discontinuity { feed, reason } => self
+                .items
+                .entry(feed.to_string())
+                .or_default()
+                .push(Item::Discontinuity(reason.as_str().to_owned())),
             Delivery::Reset { feed, epoch } => self
                 .items
                 .entry(feed.to_string())

@@ -1,0 +1,402 @@
+//! `json` (profiles §3): any JSON-over-WebSocket API, described by the
+//! profile's templates, pointers and matchers. Each frame is parsed once;
+//! every rule reads the parsed value.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use holdline_protocol::{MAX_SEQ, MalformedFrame};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+
+use super::{
+    FeedRule, Frame, HoleRule, Inbound, Numbering, Out, Position, Ready, RequestIds, Upgrade, Wire,
+    WireEvent,
+};
+use crate::cause::Cause;
+use crate::config::EngineConfig;
+use crate::error::EngineError;
+use crate::policy::{CloseRule, protocol_close_rule};
+use crate::profile::{JsonProfile, Placeholder, Profile, REDACTED, Sequence, Template, Vars};
+use crate::secret::Token;
+use crate::store::OutboxEntry;
+
+/// The longest feed name this wire takes (any characters but controls).
+const MAX_FEED_CHARS: usize = 256;
+
+pub(crate) struct JsonWire {
+    profile: Profile,
+    rules: JsonProfile,
+    token: Option<Token>,
+    /// `subscribe` uses `{since}`: the server can replay a hole.
+    replays: bool,
+    ids: RequestIds,
+    ready: bool,
+    ready_deadline: Option<Instant>,
+    keepalive_at: Option<Instant>,
+    /// Ids of publishes sent and not yet acknowledged.
+    awaiting_ack: HashSet<String>,
+}
+
+impl JsonWire {
+    pub fn new(
+        profile: &Profile,
+        rules: &JsonProfile,
+        _config: &EngineConfig,
+        token: Option<Token>,
+    ) -> Self {
+        JsonWire {
+            profile: profile.clone(),
+            replays: rules
+                .subscribe
+                .as_ref()
+                .is_some_and(|t| t.uses(&Placeholder::Since)),
+            rules: rules.clone(),
+            token,
+            ids: RequestIds::new(),
+            ready: false,
+            ready_deadline: None,
+            keepalive_at: None,
+            awaiting_ack: HashSet::new(),
+        }
+    }
+
+    /// Renders `template` twice: for the wire, and with the token redacted
+    /// for the record when the two differ.
+    fn send(&self, what: &'static str, template: &Template, vars: Vars<'_>, out: &mut Out) {
+        let token = self.token.as_ref().map(Token::expose);
+        let text = template.render_text(&Vars { token, ..vars });
+        let recorded = if token.is_some() && template.uses(&Placeholder::Token) {
+            template.render_text(&Vars {
+                token: Some(REDACTED),
+                ..vars
+            })
+        } else {
+            text.clone()
+        };
+        if what != "keepalive" && what != "answer" && what != "publish" {
+            out.item(Inbound::Sent {
+                what,
+                feed: vars.feed.map(str::to_owned),
+                frame: recorded,
+            });
+        }
+        out.send_text(text);
+    }
+
+    fn on_message(&mut self, text: &str, out: &mut Out) {
+        let message: Value = match serde_json::from_str(text) {
+            Ok(value) => value,
+            Err(e) => {
+                return out.item(Inbound::Malformed(MalformedFrame::of_text(
+                    text,
+                    format!("not JSON: {e}"),
+                )));
+            }
+        };
+        if !message.is_object() {
+            return out.item(Inbound::Malformed(MalformedFrame::of_text(
+                text,
+                "not a JSON object",
+            )));
+        }
+        if self
+            .rules
+            .refused
+            .as_ref()
+            .is_some_and(|m| m.matches(&message))
+        {
+            return out.item(Inbound::End(Cause::LoginRefused {
+                detail: MalformedFrame::of_text(text, "").excerpt,
+            }));
+        }
+        if !self.ready
+            && let Some(ready) = &self.rules.ready
+            && ready.matches(&message)
+        {
+            return self.become_ready(out);
+        }
+        if self.take_ack(&message, out) {
+            return;
+        }
+        if let Some((_, send)) = self.rules.answer.iter().find(|(m, _)| m.matches(&message)) {
+            let send = send.clone();
+            let vars = Vars {
+                answering: Some(&message),
+                ..Vars::default()
+            };
+            return self.send("answer", &send, vars, out);
+        }
+        if self.rules.ignore.iter().any(|m| m.matches(&message)) {
+            return;
+        }
+        if !self.rules.event.matcher.matches(&message) {
+            return out.item(Inbound::Malformed(MalformedFrame::of_text(
+                text,
+                "matches no rule of the profile (event, ack, answer, ignore)",
+            )));
+        }
+        match self.event(text, &message) {
+            Ok(event) => out.item(Inbound::Event(event)),
+            Err(reason) => out.item(Inbound::Malformed(MalformedFrame::of_text(text, reason))),
+        }
+    }
+
+    /// An `ack` that settles a waiting publish; true when the message was
+    /// one (an ack rule with its own `match` also takes stale acks).
+    fn take_ack(&mut self, message: &Value, out: &mut Out) -> bool {
+        let Some(rule) = &self.rules.ack else {
+            return false;
+        };
+        if !rule.matcher.matches(message) {
+            return false;
+        }
+        let id = match rule.id.resolve(message) {
+            Some(Value::String(id)) => Some(id.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        match id {
+            Some(id) if self.awaiting_ack.remove(&id) => {
+                let seq = rule
+                    .seq
+                    .as_ref()
+                    .and_then(|p| p.resolve(message))
+                    .and_then(Value::as_u64);
+                out.item(Inbound::Ack { id, seq });
+                true
+            }
+            _ => !rule.matcher.is_empty(),
+        }
+    }
+
+    fn event(&self, text: &str, message: &Value) -> Result<WireEvent, String> {
+        let rule = &self.rules.event;
+        let feed = match &rule.feed {
+            None => None,
+            Some(pointer) => match pointer.resolve(message) {
+                Some(Value::String(feed)) if !feed.is_empty() => Some(Arc::from(feed.as_str())),
+                _ => {
+                    return Err(format!(
+                        "event.feed {}: missing or not a non-empty string",
+                        pointer.as_str()
+                    ));
+                }
+            },
+        };
+        let seq = match &rule.seq {
+            None => None,
+            Some(pointer) => match pointer.resolve(message).and_then(Value::as_u64) {
+                Some(seq) if seq <= MAX_SEQ => Some(seq),
+                _ => {
+                    return Err(format!(
+                        "event.seq {}: missing or not an integer from 0 to 2^53-1",
+                        pointer.as_str()
+                    ));
+                }
+            },
+        };
+        let epoch = match rule.epoch.as_ref().and_then(|p| p.resolve(message)) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(Arc::from(s.as_str())),
+            Some(Value::Number(n)) => Some(Arc::from(n.to_string())),
+            Some(_) => return Err("event.epoch: not a string or a number".into()),
+        };
+        let data = match &rule.data {
+            // The whole message: its own text, checked once more by serde
+            // but never re-serialised.
+            None => RawValue::from_string(text.trim().to_owned()).map_err(|e| e.to_string())?,
+            Some(pointer) => match pointer.resolve(message) {
+                Some(value) => serde_json::value::to_raw_value(value).map_err(|e| e.to_string())?,
+                None => return Err(format!("event.data {}: missing", pointer.as_str())),
+            },
+        };
+        Ok(WireEvent {
+            feed,
+            seq,
+            epoch,
+            ts: None,
+            data,
+            meta: None,
+        })
+    }
+
+    fn become_ready(&mut self, out: &mut Out) {
+        self.ready = true;
+        self.ready_deadline = None;
+        out.item(Inbound::Ready(Ready {
+            heartbeat: self.profile.common.heartbeat,
+            ..Ready::default()
+        }));
+    }
+}
+
+impl Wire for JsonWire {
+    fn upgrade(&self) -> Upgrade {
+        Upgrade {
+            subprotocols: self.profile.common.subprotocols.clone(),
+            retry_without_subprotocol: true,
+            auth: self.profile.common.auth.clone(),
+            headers: self.profile.common.headers.clone(),
+        }
+    }
+
+    fn on_open(&mut self, _selected: Option<&str>, now: Instant, out: &mut Out) {
+        self.ready = false;
+        self.keepalive_at = self.rules.keepalive.as_ref().map(|k| now + k.every);
+        for template in self.rules.on_open.clone() {
+            self.send("login", &template, Vars::default(), out);
+        }
+        if self.rules.ready.is_some() {
+            self.ready_deadline = Some(now + self.rules.ready_timeout);
+        } else {
+            self.become_ready(out);
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame<'_>, out: &mut Out) {
+        match frame {
+            Frame::Text(text) => self.on_message(text, out),
+            Frame::Binary(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => self.on_message(text, out),
+                Err(_) => out.item(Inbound::Malformed(MalformedFrame::binary(bytes))),
+            },
+        }
+    }
+
+    fn subscribe(&mut self, feed: &str, position: &Position, out: &mut Out) {
+        let Some(template) = self.rules.subscribe.clone() else {
+            return;
+        };
+        let id = self.ids.next("sub");
+        let vars = Vars {
+            feed: Some(feed),
+            since: position.since,
+            epoch: position.epoch.as_deref(),
+            id: Some(&id),
+            ..Vars::default()
+        };
+        self.send("subscribe", &template, vars, out);
+    }
+
+    fn unsubscribe(&mut self, feed: &str, out: &mut Out) {
+        let Some(template) = self.rules.unsubscribe.clone() else {
+            return;
+        };
+        let id = self.ids.next("unsub");
+        let vars = Vars {
+            feed: Some(feed),
+            id: Some(&id),
+            ..Vars::default()
+        };
+        self.send("unsubscribe", &template, vars, out);
+    }
+
+    fn check_publish(&self, entry: &OutboxEntry) -> Result<(), EngineError> {
+        check_feed_name(&entry.feed).map_err(|message| EngineError::InvalidFeed {
+            feed: entry.feed.chars().take(140).collect(),
+            message,
+        })?;
+        if self.rules.publish.is_none() {
+            return Err(EngineError::InvalidProfile {
+                key: "publish".into(),
+                message: "this profile has no publish template".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn publish(&mut self, entry: &OutboxEntry, out: &mut Out) {
+        let Some(template) = self.rules.publish.clone() else {
+            return;
+        };
+        let data: Value = serde_json::from_str(entry.data.get()).unwrap_or(Value::Null);
+        let vars = Vars {
+            feed: Some(&entry.feed),
+            id: Some(&entry.id),
+            data: Some(&data),
+            ..Vars::default()
+        };
+        if self.rules.ack.is_some() {
+            self.awaiting_ack.insert(entry.id.clone());
+        }
+        self.send("publish", &template, vars, out);
+    }
+
+    fn acks_publishes(&self) -> bool {
+        self.rules.ack.is_some()
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match (self.ready_deadline, self.keepalive_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_deadline(&mut self, now: Instant, out: &mut Out) {
+        if self.ready_deadline.is_some_and(|d| d <= now) {
+            self.ready_deadline = None;
+            out.item(Inbound::End(Cause::NotReady {
+                waiting_for: "a message matching the profile's `ready`".into(),
+                waited_ms: self.rules.ready_timeout.as_millis() as u64,
+            }));
+            return;
+        }
+        if let Some(keepalive) = self.rules.keepalive.clone()
+            && self.keepalive_at.is_some_and(|at| at <= now)
+        {
+            self.keepalive_at = Some(now + keepalive.every);
+            self.send("keepalive", &keepalive.send, Vars::default(), out);
+        }
+    }
+
+    fn close_rule(&self, code: u16) -> CloseRule {
+        super::profile_close_rule(&self.profile, code).unwrap_or_else(|| protocol_close_rule(code))
+    }
+
+    fn check_feed(&self, feed: &str, subscribed: &[Arc<str>]) -> Result<(), String> {
+        check_feed_name(feed)?;
+        if self.rules.event.feed.is_none()
+            && let Some(other) = subscribed.iter().find(|f| ***f != *feed)
+        {
+            return Err(format!(
+                "this profile has no event.feed, so every event belongs to the one feed subscribed ({other}); unsubscribe it first"
+            ));
+        }
+        Ok(())
+    }
+
+    fn feed_rule(&self, _feed: &str) -> FeedRule {
+        let numbering = match (&self.rules.event.seq, self.rules.sequence) {
+            (None, _) => Numbering::Unnumbered,
+            (Some(_), Sequence::Contiguous) => Numbering::Contiguous,
+            (Some(_), Sequence::Increasing) => Numbering::Increasing,
+        };
+        FeedRule {
+            numbering,
+            holes: HoleRule::Infer {
+                replay: self.replays,
+            },
+        }
+    }
+
+    fn takes_every_feed(&self) -> bool {
+        self.rules.subscribe.is_none()
+    }
+
+    fn set_token(&mut self, token: Option<Token>) {
+        self.token = token;
+    }
+}
+
+fn check_feed_name(feed: &str) -> Result<(), String> {
+    if feed.is_empty() || feed.chars().count() > MAX_FEED_CHARS {
+        return Err(format!("a feed name is 1 to {MAX_FEED_CHARS} characters"));
+    }
+    if feed.chars().any(char::is_control) {
+        return Err("a feed name has no control characters".into());
+    }
+    Ok(())
+}
