@@ -1,8 +1,10 @@
 //! Test support shared by the engine, server and CLI tests.
 
+pub mod json_server;
 mod proxy;
 pub mod ws;
 
+pub use json_server::{JsonServer, JsonServerConfig, UpgradeSeen};
 pub use proxy::FaultProxy;
 
 use std::future::Future;
