@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use holdline_engine::{
-    BackoffConfig, ConnectionState, Engine, EngineConfig, EngineEvent, FeedUrl, FileCursorStore,
-    FileRecovery, PublishError, StartFrom, Stores, Token,
+    BackoffConfig, ConnectionState, Engine, EngineConfig, EngineError, EngineEvent, FeedUrl,
+    FileCursorStore, FileRecovery, Profile, PublishError, StartFrom, Stores, Token,
 };
 use serde_json::value::RawValue;
 use tokio::sync::broadcast::error::RecvError;
@@ -39,7 +39,7 @@ mod exit {
 #[command(
     name = "holdline-cli",
     version,
-    about = "Headless Holdline client for holdline.v1 feed servers"
+    about = "Headless Holdline client: holdline.v1 feed servers, and any other through a profile"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -69,13 +69,20 @@ struct Connection {
     /// Extra CA certificates (PEM) to trust for wss:// beside the system roots.
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
+    /// How to speak to the server: a profile (JSON), see profiles.md.
+    #[arg(long, value_name = "FILE", conflicts_with = "protocol")]
+    profile: Option<PathBuf>,
+    /// Short for a profile that holds only {"protocol": NAME}.
+    #[arg(long, value_name = "NAME")]
+    protocol: Option<String>,
 }
 
 #[derive(Args)]
 struct TailArgs {
     url: String,
-    /// A feed to follow (repeatable).
-    #[arg(long = "feed", value_name = "NAME", required = true)]
+    /// A feed to follow (repeatable; `*` takes every feed where the profile
+    /// has the server push everything). Not needed for `raw`.
+    #[arg(long = "feed", value_name = "NAME")]
     feeds: Vec<String>,
     /// Feeds with no saved cursor start at the oldest retained event.
     #[arg(long)]
@@ -182,8 +189,31 @@ fn resolve_token(url: &FeedUrl, from_url: Option<Token>) -> Option<Token> {
     }
 }
 
-fn engine_config(url: FeedUrl, token: Option<Token>, connection: &Connection) -> EngineConfig {
-    let mut config = EngineConfig::new(url, token);
+/// The profile of `--profile FILE` or `--protocol NAME`; `holdline.v1`
+/// without either. A refused profile is a usage error (exit 2).
+fn load_profile(connection: &Connection) -> Result<Profile, u8> {
+    let refused = |message: String| {
+        complain(&message);
+        exit::USAGE
+    };
+    match (&connection.profile, &connection.protocol) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| refused(format!("cannot read the profile {}: {e}", path.display())))?;
+            Profile::parse(&text).map_err(|e| refused(format!("{}: {e}", path.display())))
+        }
+        (None, Some(name)) => Profile::for_protocol(name).map_err(|e| refused(e.to_string())),
+        (None, None) => Ok(Profile::holdline()),
+    }
+}
+
+fn engine_config(
+    url: FeedUrl,
+    token: Option<Token>,
+    connection: &Connection,
+    profile: Profile,
+) -> EngineConfig {
+    let mut config = EngineConfig::new(url, token).with_profile(profile);
     let initial = Duration::from_millis(connection.backoff_initial_ms.max(1));
     config.backoff = BackoffConfig {
         initial,
@@ -214,20 +244,26 @@ async fn tail(args: TailArgs) -> u8 {
         Ok(parsed) => parsed,
         Err(code) => return code,
     };
-    for feed in &args.feeds {
-        if let Err(err) = holdline_engine::validate_feed_name(feed) {
-            complain(&format!("invalid feed name {feed:?}: {err}"));
-            return exit::USAGE;
-        }
+    let profile = match load_profile(&args.connection) {
+        Ok(profile) => profile,
+        Err(code) => return code,
+    };
+    if args.feeds.is_empty() && profile.protocol() != holdline_engine::profile::protocol::RAW {
+        complain("name at least one --feed to follow");
+        return exit::USAGE;
     }
     let token = resolve_token(&url, url_token);
     let (stores, mut output) = match open_progress(&args, url.server_key()) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    let config = engine_config(url, token, &args.connection);
+    let config = engine_config(url, token, &args.connection, profile);
     let (engine, mut deliveries) = match Engine::start(config, stores) {
         Ok(started) => started,
+        Err(err @ EngineError::InvalidProfile { .. }) => {
+            complain(&err.to_string());
+            return exit::USAGE;
+        }
         Err(err) => {
             complain(&err.to_string());
             return exit::FAILED;
@@ -390,10 +426,18 @@ async fn publish(args: PublishArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    let profile = match load_profile(&args.connection) {
+        Ok(profile) => profile,
+        Err(code) => return code,
+    };
     let token = resolve_token(&url, url_token);
-    let config = engine_config(url, token, &args.connection);
+    let config = engine_config(url, token, &args.connection, profile);
     let (engine, _deliveries) = match Engine::start(config, Stores::default()) {
         Ok(started) => started,
+        Err(err @ EngineError::InvalidProfile { .. }) => {
+            complain(&err.to_string());
+            return exit::USAGE;
+        }
         Err(err) => {
             complain(&err.to_string());
             return exit::FAILED;
