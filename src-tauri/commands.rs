@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use holdline_engine::profile::Auth;
 use holdline_engine::{PublishAck, Token};
 use holdline_storage::{HistoryPage, HistoryQuery};
 use serde_json::value::RawValue;
@@ -19,9 +20,9 @@ type HubState<'a> = State<'a, Arc<Hub>>;
 const MAX_TOKEN_BYTES: usize = 8192;
 const MAX_PUBLISH_BYTES: usize = 4 << 20;
 
-fn check_feed(feed: &str) -> AppResult<()> {
-    holdline_engine::validate_feed_name(feed)
-        .map_err(|e| AppError::invalid(format!("invalid feed name: {e}")))
+/// The profile text the server editor holds, through the engine's loader.
+fn parse_profile(text: &str) -> AppResult<holdline_engine::Profile> {
+    Ok(holdline_engine::Profile::parse(text)?)
 }
 
 async fn info(hub: &Hub, id: &str) -> AppResult<ServerInfo> {
@@ -39,7 +40,13 @@ pub async fn servers_list(hub: HubState<'_>) -> AppResult<Vec<ServerInfo>> {
 
 #[tauri::command]
 pub async fn server_save(hub: HubState<'_>, server: ServerInput) -> AppResult<ServerInfo> {
-    let entry = hub.save_server(server.id, server.name, &server.url)?;
+    let profile = server.profile.as_deref().map(parse_profile).transpose()?;
+    let entry = hub.save_server(
+        server.id,
+        server.name,
+        &server.url,
+        profile.map(|p| p.source),
+    )?;
     info(&hub, &entry.id).await
 }
 
@@ -48,8 +55,10 @@ pub async fn server_remove(hub: HubState<'_>, id: String) -> AppResult<()> {
     hub.remove_server(&id).await
 }
 
-/// Saves the server, keeps the token (keyring when `remember`), makes the
-/// server active and connects.
+/// Saves the server with its profile (none: `holdline.v1`), keeps the token
+/// (keyring when `remember`), makes the server active and connects. A
+/// refused profile saves nothing and dials nothing. A profile whose `auth`
+/// is `"none"` needs no token.
 #[tauri::command]
 pub async fn login(
     hub: HubState<'_>,
@@ -57,16 +66,21 @@ pub async fn login(
     token: String,
     remember: bool,
     name: Option<String>,
+    profile: Option<String>,
 ) -> AppResult<ServerInfo> {
     let token = token.trim();
-    if token.is_empty() {
+    let profile = profile.as_deref().map(parse_profile).transpose()?;
+    let needs_token = profile.as_ref().is_none_or(|p| p.common.auth != Auth::None);
+    if token.is_empty() && needs_token {
         return Err(AppError::invalid("the token is empty"));
     }
     if token.len() > MAX_TOKEN_BYTES {
         return Err(AppError::invalid("the token is longer than 8 KiB"));
     }
-    let entry = hub.save_server(None, name, &url)?;
-    hub.store_token(&entry, Token::new(token), remember)?;
+    let entry = hub.save_server(None, name, &url, profile.map(|p| p.source))?;
+    if !token.is_empty() {
+        hub.store_token(&entry, Token::new(token), remember)?;
+    }
     hub.activate(&entry.id).await?;
     info(&hub, &entry.id).await
 }
@@ -104,13 +118,11 @@ pub async fn reconnect_now(hub: HubState<'_>) -> AppResult<()> {
 
 #[tauri::command]
 pub async fn subscribe(hub: HubState<'_>, feed: String, from_start: Option<bool>) -> AppResult<()> {
-    check_feed(&feed)?;
     hub.subscribe(&feed, from_start.unwrap_or(false)).await
 }
 
 #[tauri::command]
 pub async fn unsubscribe(hub: HubState<'_>, feed: String) -> AppResult<()> {
-    check_feed(&feed)?;
     hub.unsubscribe(&feed).await
 }
 
@@ -155,6 +167,7 @@ pub async fn snapshot(hub: HubState<'_>) -> AppResult<AppSnapshot> {
         history,
         preferences: hub.preferences(),
         keyring: hub.keyring_status(),
+        unreadable_servers: hub.unreadable_servers(),
     })
 }
 

@@ -16,6 +16,21 @@ pub struct ServerEntry {
     /// The embedded Local demo: cannot be removed, needs no login.
     #[serde(default)]
     pub builtin: bool,
+    /// How to speak to the server (profiles.md); none is `holdline.v1`,
+    /// which is what every server saved before profiles existed speaks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<serde_json::Value>,
+}
+
+/// A saved server entry that could not be read. It is kept in the settings
+/// as it is, never dropped by a save, and shown so the user can fix it.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreadableServer {
+    /// Its place in the saved list.
+    pub index: usize,
+    pub error: String,
+    /// The start of the entry as it is stored.
+    pub excerpt: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +49,9 @@ pub struct ServerInput {
     pub id: Option<String>,
     pub name: Option<String>,
     pub url: String,
+    /// The profile as JSON text, as the server editor holds it.
+    #[serde(default)]
+    pub profile: Option<String>,
 }
 
 /// Settings the user can change; stored with tauri-plugin-store.
@@ -216,6 +234,7 @@ pub struct AppSnapshot {
     pub history: Vec<HistoryRow>,
     pub preferences: Preferences,
     pub keyring: KeyringStatus,
+    pub unreadable_servers: Vec<UnreadableServer>,
 }
 
 #[derive(Debug, Clone, Serialize)]

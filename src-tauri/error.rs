@@ -15,6 +15,9 @@ pub enum AppError {
     Engine(#[from] EngineError),
     #[error("{message}")]
     InvalidInput { message: String },
+    /// A profile the loader refused; `key` names the offending key.
+    #[error("{0}")]
+    Profile(#[from] holdline_engine::ProfileError),
     #[error("no server with id {id:?}")]
     UnknownServer { id: String },
     #[error("no server is active; log in to one first")]
@@ -57,6 +60,7 @@ impl AppError {
                 EngineError::Stopped => "engine_stopped",
             },
             AppError::InvalidInput { .. } => "invalid_input",
+            AppError::Profile(_) => "invalid_profile",
             AppError::Desktop { .. } => "desktop",
             AppError::UnknownServer { .. } => "unknown_server",
             AppError::NoActiveServer => "no_active_server",
@@ -79,9 +83,16 @@ impl From<CredentialError> for AppError {
 
 impl serde::Serialize for AppError {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut state = serializer.serialize_struct("AppError", 2)?;
+        let mut state = serializer.serialize_struct("AppError", 3)?;
         state.serialize_field("code", self.code())?;
         state.serialize_field("message", &self.to_string())?;
+        // Where the UI shows a profile error: at the key it names.
+        let key = match self {
+            AppError::Profile(err) => Some(err.key.as_str()),
+            AppError::Engine(EngineError::InvalidProfile { key, .. }) => Some(key.as_str()),
+            _ => None,
+        };
+        state.serialize_field("key", &key)?;
         state.end()
     }
 }

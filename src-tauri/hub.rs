@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use holdline_engine::{
-    BackoffConfig, Engine, EngineConfig, FeedUrl, HistoryEntry, HistoryKind, Level, StartFrom,
-    Stores, Token,
+    BackoffConfig, Engine, EngineConfig, FeedUrl, HistoryEntry, HistoryKind, Level, Profile,
+    StartFrom, Stores, Token,
 };
 use holdline_storage::{Database, SqliteCursorStore, SqliteOutboxStore};
 use serde_json::json;
@@ -103,9 +103,16 @@ impl Hub {
                 name: "Local demo".into(),
                 url: url.clone(),
                 builtin: true,
+                profile: None,
             });
         }
-        servers.extend(self.settings.servers().into_iter().filter(|s| !s.builtin));
+        servers.extend(
+            self.settings
+                .servers()
+                .servers
+                .into_iter()
+                .filter(|s| !s.builtin),
+        );
         servers
     }
 
@@ -137,15 +144,25 @@ impl Hub {
         infos
     }
 
-    /// Adds or updates a server; the URL is validated by the engine.
+    /// Saved server entries that could not be read (kept, never dropped).
+    pub fn unreadable_servers(&self) -> Vec<crate::dto::UnreadableServer> {
+        self.settings.servers().unreadable
+    }
+
+    /// Adds or updates a server; the URL and the profile are validated by
+    /// the engine's own checks before anything is saved.
     pub fn save_server(
         &self,
         id: Option<String>,
         name: Option<String>,
         url: &str,
+        profile: Option<serde_json::Value>,
     ) -> AppResult<ServerEntry> {
         let (parsed, _) = FeedUrl::parse(url)?;
-        let mut servers = self.settings.servers();
+        if let Some(profile) = &profile {
+            Profile::load(profile)?;
+        }
+        let mut servers = self.settings.servers().servers;
         let id = id
             .or_else(|| {
                 servers
@@ -169,6 +186,7 @@ impl Hub {
                 .unwrap_or_else(|| parsed.host().to_owned()),
             url: parsed.as_str().to_owned(),
             builtin: false,
+            profile,
         };
         match servers.iter_mut().find(|s| s.id == id) {
             Some(existing) => *existing = entry.clone(),
@@ -191,6 +209,7 @@ impl Hub {
         let servers: Vec<_> = self
             .settings
             .servers()
+            .servers
             .into_iter()
             .filter(|s| s.id != id)
             .collect();
@@ -318,7 +337,7 @@ impl Hub {
         self.status.send_replace(ActiveStatus::default());
     }
 
-    fn engine_config(&self, url: FeedUrl, token: Option<Token>) -> EngineConfig {
+    fn engine_config(&self, url: FeedUrl, token: Option<Token>, profile: Profile) -> EngineConfig {
         let prefs: Preferences = self.settings.preferences();
         let mut config = EngineConfig::new(url, token);
         let defaults = BackoffConfig::default();
@@ -335,13 +354,20 @@ impl Hub {
             config.heartbeat = holdline_engine::liveness::clamp_heartbeat(ms);
         }
         config.extra_ca_file = prefs.extra_ca_file.map(Into::into);
-        config
+        // The profile's own heartbeat wins over the preference.
+        config.with_profile(profile)
     }
 
     /// Makes `id` the active server (starting its engine if it is not
     /// already) and connects.
     pub async fn activate(&self, id: &str) -> AppResult<Engine> {
         let entry = self.server(id)?;
+        // A profile the settings file holds but the loader refuses dials
+        // nothing and leaves the current server as it is.
+        let profile = match &entry.profile {
+            Some(profile) => Profile::load(profile)?,
+            None => Profile::holdline(),
+        };
         let mut active = self.active.lock().await;
         if let Some(current) = active.as_ref()
             && current.server_id == id
@@ -363,7 +389,7 @@ impl Hub {
             cursors: self.cursors.clone(),
             outbox: Arc::new(SqliteOutboxStore::new(self.db.clone(), server_key.clone())),
         };
-        let config = self.engine_config(url, self.token_for(&entry));
+        let config = self.engine_config(url, self.token_for(&entry), profile);
         let (engine, mut deliveries) = Engine::start(config, stores)?;
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(holdline_storage::record_history(

@@ -105,6 +105,18 @@ async fn setup<R: Runtime>(
             json!({ "moved_to": to.display().to_string(), "reason": reason }),
         );
     }
+    for unreadable in hub.unreadable_servers() {
+        hub.record(
+            HistoryKind::Storage,
+            Level::Error,
+            format!(
+                "saved server #{} in settings.json could not be read ({}); it is kept as it is and left out until fixed",
+                unreadable.index + 1,
+                unreadable.error
+            ),
+            json!({ "index": unreadable.index, "error": unreadable.error, "excerpt": unreadable.excerpt }),
+        );
+    }
     if let Some(demo) = demo {
         app.manage(DemoServer(demo));
     }

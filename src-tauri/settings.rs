@@ -1,6 +1,8 @@
 //! Servers, subscribed feeds and preferences, in tauri-plugin-store's
 //! `settings.json`. A file that is not valid JSON is moved aside (and the
-//! history says so) instead of stopping the app.
+//! history says so) instead of stopping the app. Servers are read one entry
+//! at a time: an entry that cannot be read costs nothing but itself, and is
+//! written back as it was on every save.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +12,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use tauri::Runtime;
 use tauri_plugin_store::{Store, StoreExt};
 
-use crate::dto::{Preferences, ServerEntry};
+use crate::dto::{Preferences, ServerEntry, UnreadableServer};
 use crate::error::{AppError, AppResult};
 
 pub const FILE: &str = "settings.json";
@@ -75,12 +77,24 @@ impl Settings {
         self.store.set(key, value)
     }
 
-    pub fn servers(&self) -> Vec<ServerEntry> {
-        self.get("servers")
+    /// The saved servers that can be read, and those that cannot.
+    pub fn servers(&self) -> ServerList {
+        read_servers(self.store.get("servers"))
     }
 
+    /// Saves `servers`, keeping every unreadable entry as it is stored.
     pub fn set_servers(&self, servers: &[ServerEntry]) -> AppResult<()> {
-        self.set("servers", &servers)
+        let kept = self.servers().unreadable_raw;
+        let mut entries = Vec::with_capacity(servers.len() + kept.len());
+        for server in servers {
+            entries.push(
+                serde_json::to_value(server).map_err(|e| AppError::Settings {
+                    message: e.to_string(),
+                })?,
+            );
+        }
+        entries.extend(kept);
+        self.store.set("servers", serde_json::Value::Array(entries))
     }
 
     pub fn feeds(&self) -> BTreeMap<String, Vec<String>> {
@@ -108,9 +122,70 @@ impl Settings {
     }
 }
 
+/// The servers of `settings.json`, entry by entry.
+#[derive(Debug, Default)]
+pub struct ServerList {
+    pub servers: Vec<ServerEntry>,
+    pub unreadable: Vec<UnreadableServer>,
+    unreadable_raw: Vec<serde_json::Value>,
+}
+
+fn read_servers(value: Option<serde_json::Value>) -> ServerList {
+    let mut list = ServerList::default();
+    let entries = match value {
+        None | Some(serde_json::Value::Null) => return list,
+        Some(serde_json::Value::Array(entries)) => entries,
+        // Not a list at all: kept whole, as one unreadable entry.
+        Some(other) => vec![other],
+    };
+    for (index, entry) in entries.into_iter().enumerate() {
+        match serde_json::from_value::<ServerEntry>(entry.clone()) {
+            Ok(server) => list.servers.push(server),
+            Err(err) => {
+                let text = entry.to_string();
+                let mut end = text.len().min(200);
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                list.unreadable.push(UnreadableServer {
+                    index,
+                    error: err.to_string(),
+                    excerpt: text[..end].to_owned(),
+                });
+                list.unreadable_raw.push(entry);
+            }
+        }
+    }
+    list
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_unreadable_server_entry_costs_only_itself() {
+        let list = read_servers(Some(serde_json::json!([
+            {"id": "a", "name": "A", "url": "ws://a/"},
+            {"id": 7, "url": ["not", "a", "url"]},
+            {"id": "b", "name": "B", "url": "ws://b/", "profile": {"protocol": "raw"}},
+        ])));
+        assert_eq!(list.servers.len(), 2);
+        assert_eq!(
+            list.servers[1].profile,
+            Some(serde_json::json!({"protocol": "raw"}))
+        );
+        assert_eq!(list.unreadable.len(), 1);
+        assert_eq!(list.unreadable[0].index, 1);
+        assert!(
+            list.unreadable[0].error.contains("invalid type"),
+            "{:?}",
+            list.unreadable
+        );
+        let whole = read_servers(Some(serde_json::json!({"oops": true})));
+        assert!(whole.servers.is_empty());
+        assert_eq!(whole.unreadable_raw, [serde_json::json!({"oops": true})]);
+    }
 
     #[test]
     fn a_corrupt_settings_file_is_moved_aside() {

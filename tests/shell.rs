@@ -142,7 +142,7 @@ fn commands_validate_input_and_drive_the_engine() {
     });
 
     let bad_feed = call(&webview, "subscribe", json!({"feed": "has space"})).unwrap_err();
-    assert_eq!(bad_feed["code"], "invalid_input");
+    assert_eq!(bad_feed["code"], "invalid_feed");
     call(
         &webview,
         "subscribe",

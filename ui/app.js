@@ -41,7 +41,7 @@ function setupThemeToggle() {
 function handleItems(items, dropped) {
   for (const item of items) {
     switch (item.t) {
-      case 'event': case 'gap': case 'reset': case 'raw':
+      case 'event': case 'gap': case 'reset': case 'discontinuity': case 'raw':
         views.live.add(item);
         views.feeds.onDelivery(item);
         break;
@@ -71,7 +71,7 @@ async function rebuild() {
   preferences = snap.preferences ?? preferences;
   applyTheme(preferences.theme);
   views.settings.render(preferences);
-  views.servers.render(snap.servers, snap.keyring);
+  views.servers.render(snap.servers, snap.keyring, snap.unreadable_servers);
   views.feeds.reset(snap.subscribed, snap.engine);
   views.live.reset(snap.recent, snap.subscribed);
   if (stateChanges === seenBefore) views.status.setState(snap.engine?.state ?? { state: 'idle' });

@@ -35,12 +35,21 @@
 
   Object.assign(handlers, {
     servers_list: () => servers,
-    login: ({ url, token, remember }) => {
+    login: ({ url, token, remember, profile }) => {
       if (!/^wss?:\/\//i.test(url)) return fail('invalid_url', `scheme "${url.split(':')[0]}" is not a feed URL; only ws:// and wss:// are`);
+      // The real loader's refusals, for the two shapes the tests use.
+      let parsed = null;
+      if (profile != null) {
+        try { parsed = JSON.parse(profile); } catch (e) { return Promise.reject({ code: 'invalid_profile', key: '', message: `profile key \`\`: not valid JSON: ${e.message}` }); }
+        const seq = parsed?.event?.seq;
+        if (seq != null && !String(seq).startsWith('/')) {
+          return Promise.reject({ code: 'invalid_profile', key: 'event.seq', message: `profile key \`event.seq\`: "${seq}" is not a JSON Pointer: it must be empty or start with '/'` });
+        }
+      }
       if (!token) return fail('invalid_input', 'the token is empty');
       if (remember && globalThis.__fake.keyringDead) return fail('keyring_unavailable', 'no OS keyring is available (no Secret Service). Set HOLDLINE_TOKEN or run gnome-keyring-daemon');
       for (const s of servers) s.active = false;
-      const entry = { id: `srv-${nextId++}`, name: new URL(url.replace(/^ws/, 'http')).host, url, builtin: false, has_token: true, session_only: !remember, active: true };
+      const entry = { id: `srv-${nextId++}`, name: new URL(url.replace(/^ws/, 'http')).host, url, builtin: false, has_token: true, session_only: !remember, active: true, profile: parsed ?? undefined };
       servers.push(entry);
       return entry;
     },

@@ -24,7 +24,7 @@ test('login shows the engine\'s URL error as is, then logs in', async () => {
   await page.getByTestId('login-submit').click();
   await page.locator('.server.active', { hasText: 'feeds.example.com' }).waitFor();
   const [, second] = await calls('login');
-  assert.deepEqual(second, { url: 'wss://feeds.example.com/ws', token: 's3cret', remember: true, name: null });
+  assert.deepEqual(second, { url: 'wss://feeds.example.com/ws', token: 's3cret', remember: true, name: null, profile: null });
   assert.equal(await page.getByTestId('server-token').inputValue(), '', 'the token field is cleared');
 });
 
@@ -221,4 +221,56 @@ test('a 50,000 events/s burst is counted in full, keeps the DOM bounded and inpu
   assert.ok(longest < 1000, `a ${longest} ms task froze the page`);
   assert.ok(Math.max(...result.clickDelays) < 1000, `a click waited ${Math.max(...result.clickDelays)} ms`);
   assert.deepEqual(ui.errors, []);
+});
+
+test('the server editor: a json profile from a preset, its refusal shown at the field, nothing saved', async () => {
+  await page.getByTestId('server-add').click();
+  assert.equal(await page.getByTestId('server-profile').isVisible(), false, 'holdline.v1 needs no profile');
+  const protocols = await page.getByTestId('server-protocol').locator('option').evaluateAll((o) => o.map((n) => n.value));
+  assert.deepEqual(protocols, ['holdline.v1', 'json', 'raw']);
+  await page.getByTestId('server-protocol').selectOption('json');
+  await page.getByTestId('server-profile').waitFor();
+  const preset = JSON.parse(await page.getByTestId('server-profile').inputValue());
+  assert.equal(preset.protocol, 'json');
+  assert.equal(preset.event.seq, '/seq');
+  // The form edits the JSON: a bad pointer typed into the seq field.
+  const seqField = page.locator('#profile-fields [data-key="event.seq"]');
+  await seqField.fill('seq');
+  await seqField.dispatchEvent('change');
+  assert.equal(JSON.parse(await page.getByTestId('server-profile').inputValue()).event.seq, 'seq');
+  await page.getByTestId('server-url').fill('ws://api.example:8080/stream');
+  await page.getByTestId('server-token').fill('k');
+  const before = (await calls('login')).length;
+  await page.getByTestId('login-submit').click();
+  const error = page.getByTestId('profile-error');
+  await error.waitFor();
+  assert.match(await error.textContent(), /event\.seq/);
+  assert.ok(await seqField.evaluate((n) => n.classList.contains('field-error')), 'the error is shown at the field');
+  assert.equal((await calls('login')).length, before + 1);
+  assert.equal(await page.locator('.server', { hasText: 'api.example' }).count(), 0, 'a refused profile saves nothing');
+  // Fixed in the JSON itself, it logs in with the profile text.
+  const fixed = { ...preset, event: { ...preset.event, seq: '/n' } };
+  await page.getByTestId('server-profile').fill(JSON.stringify(fixed));
+  await page.getByTestId('login-submit').click();
+  await page.locator('.server.active', { hasText: 'api.example' }).waitFor();
+  assert.deepEqual(JSON.parse((await calls('login')).at(-1).profile), fixed);
+  assert.equal(await page.locator('.server.active .badge').textContent(), 'json');
+});
+
+test('discontinuities, inferred gaps and events without a seq each get their own row', async () => {
+  const plain = (data) => ({ t: 'event', feed: 'chat', seq: null, epoch: null, ts: null, data });
+  await emit([plain('hi'), plain('hi'), { t: 'discontinuity', feed: 'chat', reason: 'reconnected' }, plain('back'),
+    { t: 'gap', feed: 'px', from: 4, to: 6, inferred: true }, { t: 'gap', feed: 'px', from: 9, to: 9, inferred: false }]);
+  await page.locator('[data-testid=discontinuity-row][data-feed=chat][data-reason=reconnected]').waitFor();
+  const chat = await page.locator('#live-list .row[data-feed=chat]').evaluateAll((nodes) => nodes.map((n) => [n.dataset.testid, n.dataset.seq ?? null, n.querySelector('.data').textContent]));
+  assert.deepEqual(chat, [
+    ['event-row', null, '"back"'],
+    ['discontinuity-row', null, 'continuity lost (reconnected): what the server sent meanwhile is unknown'],
+    ['event-row', null, '"hi"'],
+    ['event-row', null, '"hi"'],
+  ], 'two identical events without a seq are two rows, not a duplicate');
+  const inferred = page.locator('[data-testid=gap-row][data-from="4"]');
+  assert.equal(await inferred.getAttribute('data-inferred'), 'true');
+  assert.match(await inferred.textContent(), /inferred/);
+  assert.equal(await page.locator('[data-testid=gap-row][data-from="9"]').getAttribute('data-inferred'), null);
 });

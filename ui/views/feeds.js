@@ -23,7 +23,7 @@ export function createFeedsView({ invoke, rebuild }) {
   function ensure(name) {
     let feed = feeds.get(name);
     if (!feed) {
-      feed = { name, seq: 0, epoch: '', count: 0, gaps: 0, duplicates: 0, rate: 0, windowStart: performance.now(), windowCount: 0 };
+      feed = { name, seq: null, epoch: '', count: 0, gaps: 0, breaks: 0, duplicates: 0, rate: 0, windowStart: performance.now(), windowCount: 0 };
       feeds.set(name, feed);
       refreshPickers();
     }
@@ -58,9 +58,9 @@ export function createFeedsView({ invoke, rebuild }) {
       }
       return el('tr', { 'data-feed': f.name },
         el('td', { className: 'mono', text: f.name, title: f.epoch ? `epoch ${f.epoch}` : '' }),
-        el('td', { className: 'num', text: String(f.seq) }),
+        el('td', { className: 'num', text: f.seq == null ? '—' : String(f.seq) }),
         el('td', { className: 'num', text: f.rate.toFixed(f.rate < 10 ? 1 : 0) }),
-        el('td', { className: 'num', text: String(f.gaps) }),
+        el('td', { className: 'num', text: String(f.gaps + f.breaks), title: f.breaks ? `${f.gaps} gaps, ${f.breaks} discontinuities` : '' }),
         el('td', { className: 'num', text: String(f.duplicates) }),
         el('td', {}, el('button', {
           type: 'button', className: 'ghost small', text: '×', 'aria-label': `Unsubscribe ${f.name}`,
@@ -95,8 +95,10 @@ export function createFeedsView({ invoke, rebuild }) {
       if (item.t === 'event') {
         feed.count += 1;
         feed.windowCount += 1;
-        feed.seq = item.seq;
-        feed.epoch = item.epoch;
+        if (item.seq != null) feed.seq = item.seq;
+        feed.epoch = item.epoch ?? '';
+      } else if (item.t === 'discontinuity') {
+        feed.breaks += 1;
       } else if (item.t === 'gap') {
         feed.gaps += 1;
         feed.seq = item.to;
@@ -112,7 +114,7 @@ export function createFeedsView({ invoke, rebuild }) {
         feed.duplicates = s.duplicates;
         feed.gaps = Math.max(feed.gaps, s.gaps);
         if (s.epoch) feed.epoch = s.epoch;
-        feed.seq = Math.max(feed.seq, s.last_seq);
+        if (s.last_seq != null) feed.seq = Math.max(feed.seq ?? 0, s.last_seq);
       }
       schedule();
     },

@@ -29,9 +29,12 @@ export function createLiveView() {
     else { buffer[start] = item; start = (start + 1) % BUFFER_LIMIT; }
   }
 
+  // The identity a numbered event is deduplicated by; an event without a
+  // seq has none (every one is its own row).
   function key(item) {
-    return item.t === 'event' ? `${item.feed}\u0000${item.epoch}\u0000${item.seq}` : null;
+    return item.t === 'event' && item.seq != null ? `${item.feed}\u0000${item.epoch}\u0000${item.seq}` : null;
   }
+  let arrivals = 0;
 
   function json(item) {
     if (item.json === undefined) item.json = item.t === 'event' ? JSON.stringify(item.data) : (item.text ?? item.hex ?? '');
@@ -84,13 +87,23 @@ export function createLiveView() {
     const attrs = {};
     let className = 'row';
     if (item.t === 'gap') {
-      className += ' gap';
+      className += item.inferred ? ' gap inferred' : ' gap';
       attrs.testid = 'gap-row';
       timeNode.textContent = '';
-      seqNode.textContent = 'gap';
-      dataNode.textContent = `events ${item.from}–${item.to} are lost (the server no longer has them)`;
+      seqNode.textContent = item.inferred ? 'gap?' : 'gap';
+      dataNode.textContent = item.inferred
+        ? `events ${item.from}–${item.to} never arrived (inferred by Holdline; the server confirmed nothing)`
+        : `events ${item.from}–${item.to} are lost (the server no longer has them)`;
       attrs.from = item.from;
       attrs.to = item.to;
+      if (item.inferred) attrs.inferred = 'true';
+    } else if (item.t === 'discontinuity') {
+      className += ' discontinuity';
+      attrs.testid = 'discontinuity-row';
+      attrs.reason = item.reason;
+      timeNode.textContent = '';
+      seqNode.textContent = 'break';
+      dataNode.textContent = `continuity lost (${item.reason}): what the server sent meanwhile is unknown`;
     } else if (item.t === 'reset') {
       className += ' reset';
       attrs.testid = 'reset-row';
@@ -104,21 +117,21 @@ export function createLiveView() {
       seqNode.textContent = item.hex ? 'binary' : 'text';
       dataNode.textContent = json(item);
     } else {
-      const k = key(item);
+      const k = item.rowKey;
       const open = expanded.has(k);
       className += open ? ' event open' : ' event';
       attrs.testid = 'event-row';
-      attrs.seq = item.seq;
+      if (item.seq != null) attrs.seq = item.seq;
       attrs.key = k;
-      item.timeText ??= time(item.ts);
+      item.timeText ??= time(item.ts ?? item.receivedAt);
       timeNode.textContent = item.timeText;
-      seqNode.textContent = `#${item.seq}`;
+      seqNode.textContent = item.seq != null ? `#${item.seq}` : '·';
       dataNode.textContent = open ? JSON.stringify(item.data, null, 2) : json(item);
     }
     feedNode.textContent = item.feed ?? '';
     node.className = className;
     // Reset every data attribute so a recycled node carries no stale ones.
-    for (const name of ['testid', 'feed', 'seq', 'from', 'to', 'key']) delete node.dataset[name];
+    for (const name of ['testid', 'feed', 'seq', 'from', 'to', 'key', 'reason', 'inferred']) delete node.dataset[name];
     if (item.feed) node.dataset.feed = item.feed;
     for (const [name, value] of Object.entries(attrs)) node.dataset[name] = value;
   }
@@ -179,6 +192,10 @@ export function createLiveView() {
         if (seen.has(k)) return;
         seen.add(k);
         if (seen.size > BUFFER_LIMIT * 2) seen.clear();
+      }
+      if (item.t === 'event') {
+        item.rowKey = k ?? `arrival\u0000${++arrivals}`;
+        item.receivedAt ??= Date.now();
       }
       total += 1;
       push(item);

@@ -1,6 +1,7 @@
 // Servers: the list (Local demo first), the add/login form, logout.
 
 import { $, el, showError } from './dom.js';
+import { createProfileEditor } from './profile.js';
 
 export function createServersView({ invoke, rebuild, announce }) {
   const list = $('#server-list');
@@ -8,13 +9,17 @@ export function createServersView({ invoke, rebuild, announce }) {
   const addButton = $('#server-add');
   const error = $('#login-error');
   const sessionButton = $('#login-session');
+  const profile = createProfileEditor();
 
   function openForm(open) {
     form.hidden = !open;
     addButton.setAttribute('aria-expanded', String(open));
     showError(error, null);
     sessionButton.hidden = true;
-    if (open) $('#server-url').focus();
+    if (open) {
+      profile.reset();
+      $('#server-url').focus();
+    }
   }
 
   addButton.addEventListener('click', () => openForm(form.hidden));
@@ -26,6 +31,7 @@ export function createServersView({ invoke, rebuild, announce }) {
       token: $('#server-token').value,
       remember,
       name: $('#server-name').value.trim() || null,
+      profile: profile.value(),
     };
     showError(error, null);
     $('#login-submit').disabled = true;
@@ -36,7 +42,8 @@ export function createServersView({ invoke, rebuild, announce }) {
       announce(`Logged in to ${info.name}`);
       await rebuild();
     } catch (err) {
-      showError(error, err);
+      if (err.code === 'invalid_profile') profile.showError(err);
+      else showError(error, err);
       // No keyring: offer to keep the token in memory for this session.
       sessionButton.hidden = err.code !== 'keyring_unavailable';
     } finally {
@@ -67,15 +74,24 @@ export function createServersView({ invoke, rebuild, announce }) {
         onclick: () => invoke('server_remove', { id: server.id }).then(rebuild).catch((e) => announce(e.message)),
       }));
     }
+    const protocol = server.profile?.protocol;
     return el('li', { className: server.active ? 'server active' : 'server', 'data-server': server.id },
       el('span', { className: 'name', text: server.name, title: server.url }),
+      protocol && protocol !== 'holdline.v1' ? el('span', { className: 'badge', text: protocol, title: `Speaks ${protocol} through its profile` }) : null,
       server.session_only ? el('span', { className: 'badge', text: 'session', title: 'Token kept in memory only' }) : null,
       actions);
   }
 
   return {
-    render(servers, keyring) {
+    render(servers, keyring, unreadable) {
       list.replaceChildren(...servers.map(row));
+      for (const entry of unreadable ?? []) {
+        list.append(el('li', {
+          className: 'warning', 'data-testid': 'server-unreadable',
+          text: `Saved server #${entry.index + 1} could not be read (${entry.error}); it is kept in settings.json until fixed.`,
+          title: entry.excerpt,
+        }));
+      }
       if (keyring && !keyring.available) {
         list.append(el('li', { className: 'warning', text: `Keyring unavailable: ${keyring.problem}` }));
       }

@@ -64,7 +64,8 @@ export function causeText(cause) {
     case 'connection_lost': return `connection lost (1006): ${cause.detail}`;
     case 'heartbeat_timeout': return `heartbeat timeout (${cause.silent_ms} ms silent)`;
     case 'probe_failed': return `no answer after ${cause.trigger.replace('_', ' ')}`;
-    case 'no_welcome': return 'no welcome from the server';
+    case 'not_ready': return `no ${cause.waiting_for} from the server`;
+    case 'login_refused': return `login refused: ${cause.detail}`;
     case 'protocol': return `protocol error: ${cause.detail}`;
     case 'connect': return connectErrorText(cause.error);
     default: return cause.kind.replace('_', ' ');

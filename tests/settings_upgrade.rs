@@ -1,0 +1,154 @@
+//! Settings across releases, with real files on Tauri's mock runtime: the
+//! last release's `settings.json` loads unchanged, one unreadable server
+//! entry costs only itself (kept, reported, never dropped by a save), and a
+//! refused profile saves nothing.
+
+use serde_json::{Value, json};
+use tauri::Manager;
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{INVOKE_KEY, get_ipc_response, mock_builder, mock_context, noop_assets};
+use tauri::webview::InvokeRequest;
+
+fn call(
+    webview: &tauri::WebviewWindow<tauri::test::MockRuntime>,
+    cmd: &str,
+    args: Value,
+) -> Result<Value, Value> {
+    get_ipc_response(
+        webview,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|body| body.deserialize::<Value>().unwrap())
+}
+
+/// `settings.json` as the release before profiles wrote it, plus one entry
+/// a hand edit broke.
+fn last_release_file() -> Value {
+    json!({
+        "servers": [
+            {"id": "srv-1", "name": "Prod", "url": "wss://feeds.example.com/ws", "builtin": false},
+            {"id": 42, "name": ["broken"], "url": null},
+            {"id": "srv-2", "name": "Staging", "url": "ws://127.0.0.1:9/", "builtin": false}
+        ],
+        "feeds": {"srv-1": ["prices", "news"]},
+        "active_server": "local-demo",
+        "preferences": {"theme": "dark", "heartbeat_ms": null, "backoff_initial_ms": null,
+                        "backoff_max_ms": null, "extra_ca_file": null, "start_at_login": false,
+                        "alert_after_s": 60}
+    })
+}
+
+#[test]
+fn last_releases_settings_load_unchanged_and_an_unreadable_entry_is_kept() {
+    let home = tempfile::tempdir().unwrap();
+    // One test in this binary, before any thread starts: setting the
+    // environment is sound here.
+    unsafe {
+        std::env::set_var("HOME", home.path());
+        std::env::set_var("XDG_DATA_HOME", home.path().join("data"));
+        std::env::set_var("XDG_CONFIG_HOME", home.path().join("config"));
+    }
+    let mut app = holdline_app::build(mock_builder())
+        .build(mock_context(noop_assets()))
+        .expect("the app builds on the mock runtime");
+    let data_dir = app.path().app_data_dir().unwrap();
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let file = data_dir.join("settings.json");
+    std::fs::write(
+        &file,
+        serde_json::to_vec_pretty(&last_release_file()).unwrap(),
+    )
+    .unwrap();
+    #[allow(deprecated)]
+    app.run_iteration(|_, _| {});
+    let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+
+    let servers = call(&webview, "servers_list", json!({})).unwrap();
+    let names: Vec<&str> = servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Local demo", "Prod", "Staging"]);
+    assert!(
+        servers[1].get("profile").is_none(),
+        "no profile: holdline.v1"
+    );
+    let snapshot = call(&webview, "snapshot", json!({})).unwrap();
+    assert_eq!(snapshot["preferences"]["theme"], "dark");
+    let unreadable = &snapshot["unreadable_servers"];
+    assert_eq!(unreadable.as_array().unwrap().len(), 1, "{unreadable}");
+    assert_eq!(unreadable[0]["index"], 1);
+    let history = call(
+        &webview,
+        "history_query",
+        json!({"query": {"kinds": ["storage"]}}),
+    )
+    .unwrap();
+    assert!(
+        history["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["message"].as_str().unwrap().contains("saved server #2")),
+        "{history}"
+    );
+
+    // A refused profile: the loader's words with the key, nothing saved.
+    let before = std::fs::read(&file).unwrap();
+    let refused = call(
+        &webview,
+        "login",
+        json!({"url": "ws://127.0.0.1:9/api", "token": "t", "remember": false,
+               "profile": "{\"protocol\": \"json\", \"event\": {\"seq\": \"n\"}}"}),
+    )
+    .unwrap_err();
+    assert_eq!(refused["code"], "invalid_profile");
+    assert_eq!(refused["key"], "event.seq");
+    assert!(refused["message"].as_str().unwrap().contains("event.seq"));
+    assert_eq!(std::fs::read(&file).unwrap(), before, "nothing saved");
+
+    // A save keeps the old entries as they were and the broken one too.
+    let saved = call(
+        &webview,
+        "server_save",
+        json!({"server": {"url": "ws://127.0.0.1:9/json", "name": "Mine",
+               "profile": "{\"protocol\": \"json\", \"event\": {\"seq\": \"/n\"}}"}}),
+    )
+    .unwrap();
+    assert_eq!(saved["profile"]["protocol"], "json");
+    let written: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let entries = written["servers"].as_array().unwrap();
+    let old = last_release_file();
+    assert!(entries.contains(&old["servers"][0]), "{written}");
+    assert!(
+        entries.contains(&old["servers"][1]),
+        "the broken entry is kept: {written}"
+    );
+    assert!(entries.contains(&old["servers"][2]), "{written}");
+    assert_eq!(entries.len(), 4);
+    assert_eq!(written["feeds"]["srv-1"], old["feeds"]["srv-1"]);
+    // And it reads back: the new server keeps its profile.
+    let servers = call(&webview, "servers_list", json!({})).unwrap();
+    let mine = servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Mine")
+        .unwrap();
+    assert_eq!(
+        mine["profile"],
+        json!({"protocol": "json", "event": {"seq": "/n"}})
+    );
+}
