@@ -139,7 +139,10 @@ export function createProfileEditor() {
     renderFields();
   }
 
+  // WebKit fires no `change` when the user picks the option a script
+  // selected away from; `input` comes either way.
   protocol.addEventListener('change', chooseProtocol);
+  protocol.addEventListener('input', chooseProtocol);
   preset.addEventListener('change', () => {
     const chosen = PRESETS[preset.value];
     if (!chosen) return;
@@ -154,11 +157,6 @@ export function createProfileEditor() {
     /// The profile text to send, or null for `holdline.v1`.
     value() {
       return protocol.value === 'holdline.v1' ? null : textarea.value;
-    },
-    reset() {
-      protocol.value = 'holdline.v1';
-      textarea.value = '';
-      chooseProtocol();
     },
     /// Shows the backend's refusal at the field whose key it names.
     showError(err) {

@@ -17,7 +17,9 @@ export function createServersView({ invoke, rebuild, announce }) {
     showError(error, null);
     sessionButton.hidden = true;
     if (open) {
-      profile.reset();
+      // A new server starts blank, but keeps the protocol and profile last
+      // chosen: a second server of the same API needs only its URL.
+      for (const id of ['#server-name', '#server-url', '#server-token']) $(id).value = '';
       $('#server-url').focus();
     }
   }
