@@ -5,7 +5,11 @@
 //! - throughput: one loopback connection, ~100-byte events, parse + order +
 //!   deliver to a consumer, versus a bare tokio-tungstenite read loop that
 //!   only parses the same JSON (fully, `data` into a `serde_json::Value`);
-//!   also with 8 feeds interleaved and with 5% of events out of order.
+//!   also with 8 feeds interleaved and with 5% of events out of order; and
+//!   the `json` wire on a company-style API (`{"op":"ev","ch":…,"n":…,
+//!   "d":…}`, seq at `/n`), with `data` at a pointer and as the whole
+//!   message, versus a bare loop that parses each frame into a
+//!   `serde_json::Value` and reads the seq at its pointer.
 //! - latency: send time to delivery, p50/p99/p999, at 1k, 10k and 50k
 //!   events/s.
 //!
@@ -41,6 +45,38 @@ enum Shape {
     OneFeed,
     EightFeeds,
     OutOfOrder5,
+    /// The `json` wire, `data` at `/d`.
+    JsonDataPointer,
+    /// The `json` wire, the whole message as `data`.
+    JsonWholeMessage,
+}
+
+impl Shape {
+    fn is_json(self) -> bool {
+        matches!(self, Shape::JsonDataPointer | Shape::JsonWholeMessage)
+    }
+
+    fn feeds(self) -> usize {
+        if matches!(self, Shape::EightFeeds) {
+            8
+        } else {
+            1
+        }
+    }
+}
+
+/// The profile a user would write for the benchmark's JSON API.
+fn json_profile(shape: Shape) -> holdline_engine::Profile {
+    let mut event = serde_json::json!({"match": {"/op": "ev"}, "feed": "/ch", "seq": "/n"});
+    if matches!(shape, Shape::JsonDataPointer) {
+        event["data"] = serde_json::json!("/d");
+    }
+    holdline_engine::Profile::load(&serde_json::json!({
+        "protocol": "json",
+        "subscribe": {"op": "sub", "ch": "{feed}", "since": "{since}"},
+        "event": event,
+    }))
+    .unwrap()
 }
 
 fn feed_of(shape: Shape, i: u64) -> usize {
@@ -52,16 +88,20 @@ fn feed_of(shape: Shape, i: u64) -> usize {
 
 /// The events, pre-serialized (~100 bytes each), in the shape's order.
 fn frames(shape: Shape, n: u64) -> Vec<Utf8Bytes> {
-    let feeds = if matches!(shape, Shape::EightFeeds) {
-        8
-    } else {
-        1
-    };
-    let mut next_seq = vec![0u64; feeds];
+    let mut next_seq = vec![0u64; shape.feeds()];
     let mut out: Vec<Utf8Bytes> = (0..n)
         .map(|i| {
             let feed = feed_of(shape, i);
             next_seq[feed] += 1;
+            if shape.is_json() {
+                return format!(
+                    r#"{{"op":"ev","ch":"bench.f{feed}","n":{},"d":{{"px":{}.25,"sym":"HOLD","q":{}}},"at":1764000000000}}"#,
+                    next_seq[feed],
+                    100 + i % 900,
+                    i % 1000
+                )
+                .into();
+            }
             format!(
                 r#"{{"type":"event","feed":"bench.f{feed}","seq":{},"data":{{"px":{}.25,"sym":"HOLD","q":{}}},"ts":1764000000000}}"#,
                 next_seq[feed],
@@ -102,9 +142,12 @@ fn wire_bytes(frames: &[Utf8Bytes]) -> Vec<u8> {
     out
 }
 
-/// A server that answers the holdline.v1 handshake and subscribes, then
-/// sends `frames` as fast as the socket takes them.
-async fn blast_server(frames: Vec<Utf8Bytes>, feeds: usize) -> SocketAddr {
+/// A server that answers the holdline.v1 handshake and subscribes (or,
+/// for the JSON API, takes the subscribes), then sends `frames` as fast as
+/// the socket takes them.
+async fn blast_server(frames: Vec<Utf8Bytes>, shape: Shape) -> SocketAddr {
+    let feeds = shape.feeds();
+    let json = shape.is_json();
     let wire = wire_bytes(&frames);
     drop(frames);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -112,20 +155,24 @@ async fn blast_server(frames: Vec<Utf8Bytes>, feeds: usize) -> SocketAddr {
     tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
         stream.set_nodelay(true).unwrap();
-        let mut ws = holdline_testkit::ws::accept(stream, true).await.unwrap();
-        ws.send(Message::text(
-            r#"{"type":"welcome","session":"b","heartbeat_ms":60000,"max_frame_bytes":1048576,"server":"bench"}"#,
-        ))
-        .await
-        .unwrap();
+        let mut ws = holdline_testkit::ws::accept(stream, !json).await.unwrap();
+        if !json {
+            ws.send(Message::text(
+                r#"{"type":"welcome","session":"b","heartbeat_ms":60000,"max_frame_bytes":1048576,"server":"bench"}"#,
+            ))
+            .await
+            .unwrap();
+        }
         let mut subscribed = 0;
         while subscribed < feeds {
             let Some(Ok(Message::Text(text))) = ws.next().await else {
                 return;
             };
-            let request: serde_json::Value = serde_json::from_str(&text).unwrap();
-            let answer = serde_json::json!({"type":"subscribed","id":request["id"],"feed":request["feed"],"epoch":"bench","head":0,"replay_from":1});
-            ws.send(Message::text(answer.to_string())).await.unwrap();
+            if !json {
+                let request: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let answer = serde_json::json!({"type":"subscribed","id":request["id"],"feed":request["feed"],"epoch":"bench","head":0,"replay_from":1});
+                ws.send(Message::text(answer.to_string())).await.unwrap();
+            }
             subscribed += 1;
         }
         if ws.flush().await.is_err() {
@@ -153,17 +200,19 @@ struct BaselineEvent {
     ts: i64,
 }
 
-/// The bare loop: read frames, parse each fully, count.
+/// The bare loop: read frames, parse each fully, count. For the JSON API:
+/// parse into a `serde_json::Value` and read the seq at its pointer.
 async fn baseline(shape: Shape) -> f64 {
-    let feeds = if matches!(shape, Shape::EightFeeds) {
-        8
-    } else {
-        1
-    };
+    let feeds = shape.feeds();
     let total = events();
-    let addr = blast_server(frames(shape, total), feeds).await;
-    let request = holdline_testkit::ws::request(&format!("ws://{addr}")).unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let addr = blast_server(frames(shape, total), shape).await;
+    let url = format!("ws://{addr}");
+    let (mut ws, _) = if shape.is_json() {
+        tokio_tungstenite::connect_async(url).await.unwrap()
+    } else {
+        let request = holdline_testkit::ws::request(&url).unwrap();
+        tokio_tungstenite::connect_async(request).await.unwrap()
+    };
     for feed in 0..feeds {
         ws.send(Message::text(format!(
             r#"{{"type":"subscribe","id":"s{feed}","feed":"bench.f{feed}","since":0}}"#
@@ -177,10 +226,19 @@ async fn baseline(shape: Shape) -> f64 {
         let Some(Ok(message)) = ws.next().await else {
             panic!("baseline stream ended")
         };
-        if let Message::Text(text) = message
-            && let Ok(event) = serde_json::from_str::<BaselineEvent>(&text)
-            && event.kind == "event"
-        {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let is_event = if shape.is_json() {
+            serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| {
+                v.pointer("/n")
+                    .and_then(serde_json::Value::as_u64)
+                    .is_some()
+            })
+        } else {
+            serde_json::from_str::<BaselineEvent>(&text).is_ok_and(|e| e.kind == "event")
+        };
+        if is_event {
             started.get_or_insert_with(Instant::now);
             count += 1;
         }
@@ -191,15 +249,14 @@ async fn baseline(shape: Shape) -> f64 {
 
 /// The engine: the same frames through dial, decode, sequencer, delivery.
 async fn engine(shape: Shape) -> f64 {
-    let feeds = if matches!(shape, Shape::EightFeeds) {
-        8
-    } else {
-        1
-    };
+    let feeds = shape.feeds();
     let total = events();
-    let addr = blast_server(frames(shape, total), feeds).await;
+    let addr = blast_server(frames(shape, total), shape).await;
     let (url, _) = FeedUrl::parse(&format!("ws://{addr}")).unwrap();
     let mut config = EngineConfig::new(url, Some(Token::new("bench")));
+    if shape.is_json() {
+        config = config.with_profile(json_profile(shape));
+    }
     config.heartbeat = Duration::from_secs(60);
     let (engine, mut deliveries) = Engine::start(config, Stores::default()).unwrap();
     for feed in 0..feeds {
@@ -247,7 +304,17 @@ async fn throughput() {
     );
     println!("| shape | baseline (events/s) | engine (events/s) | engine / baseline |");
     println!("|---|---|---|---|");
-    for shape in [Shape::OneFeed, Shape::EightFeeds, Shape::OutOfOrder5] {
+    let only = std::env::var("HOLDLINE_BENCH_SHAPE").ok();
+    for shape in [
+        Shape::OneFeed,
+        Shape::EightFeeds,
+        Shape::OutOfOrder5,
+        Shape::JsonDataPointer,
+        Shape::JsonWholeMessage,
+    ] {
+        if only.as_deref().is_some_and(|o| o != format!("{shape:?}")) {
+            continue;
+        }
         let mut base = Vec::new();
         let mut eng = Vec::new();
         for _ in 0..ROUNDS {

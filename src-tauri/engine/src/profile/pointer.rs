@@ -10,9 +10,16 @@ pub enum PointerError {
     BadEscape(String),
 }
 
-/// A pointer checked against RFC 6901's grammar.
+/// A pointer checked against RFC 6901's grammar, with its first reference
+/// token unescaped ahead of time: most pointers name a top-level key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pointer(String);
+pub struct Pointer {
+    text: String,
+    /// The first reference token, unescaped; `None` for the whole document.
+    first: Option<String>,
+    /// The pointer below the first token (`""` when there is none).
+    rest: String,
+}
 
 impl Pointer {
     pub fn parse(text: &str) -> Result<Pointer, PointerError> {
@@ -25,35 +32,84 @@ impl Pointer {
                 return Err(PointerError::BadEscape(text.to_owned()));
             }
         }
-        Ok(Pointer(text.to_owned()))
+        let (first, rest) = match text.strip_prefix('/') {
+            None => (None, String::new()),
+            Some(tail) => {
+                let (token, rest) = match tail.find('/') {
+                    Some(at) => (&tail[..at], &tail[at..]),
+                    None => (tail, ""),
+                };
+                (
+                    Some(token.replace("~1", "/").replace("~0", "~")),
+                    rest.to_owned(),
+                )
+            }
+        };
+        Ok(Pointer {
+            text: text.to_owned(),
+            first,
+            rest,
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    /// The first reference token (a top-level key or index), if any.
+    pub fn first(&self) -> Option<&str> {
+        self.first.as_deref()
+    }
+
+    /// The pointer below the first token, `""` for none.
+    pub fn rest(&self) -> &str {
+        &self.rest
     }
 
     pub fn resolve<'v>(&self, value: &'v Value) -> Option<&'v Value> {
-        value.pointer(&self.0)
+        value.pointer(&self.text)
     }
 }
 
 /// Pointers and the values they must hold; `{}` matches every object.
+/// Each wanted value is kept with its canonical JSON text, so a message's
+/// raw value can be compared without building it.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Matcher(Vec<(Pointer, Value)>);
+pub struct Matcher(Vec<Expect>);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expect {
+    pub pointer: Pointer,
+    pub value: Value,
+    pub text: String,
+}
 
 impl Matcher {
     pub fn new(entries: Vec<(Pointer, Value)>) -> Matcher {
-        Matcher(entries)
+        Matcher(
+            entries
+                .into_iter()
+                .map(|(pointer, value)| Expect {
+                    text: value.to_string(),
+                    pointer,
+                    value,
+                })
+                .collect(),
+        )
     }
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    pub fn expectations(&self) -> &[Expect] {
+        &self.0
+    }
+
     pub fn matches(&self, message: &Value) -> bool {
         self.0
             .iter()
-            .all(|(pointer, want)| pointer.resolve(message) == Some(want))
+            .all(|e| e.pointer.resolve(message) == Some(&e.value))
     }
 }
 
@@ -70,6 +126,16 @@ mod tests {
         for bad in ["a", "a/b", "/a~", "/a~2", "#/a"] {
             assert!(Pointer::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_first_token_is_unescaped_ahead_of_time() {
+        let p = Pointer::parse("/a~1b/c/0").unwrap();
+        assert_eq!((p.first(), p.rest()), (Some("a/b"), "/c/0"));
+        let whole = Pointer::parse("").unwrap();
+        assert_eq!((whole.first(), whole.rest()), (None, ""));
+        let top = Pointer::parse("/m~0n").unwrap();
+        assert_eq!((top.first(), top.rest()), (Some("m~n"), ""));
     }
 
     #[test]

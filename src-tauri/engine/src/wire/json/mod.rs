@@ -1,6 +1,8 @@
 //! `json` (profiles §3): any JSON-over-WebSocket API, described by the
-//! profile's templates, pointers and matchers. Each frame is parsed once;
-//! every rule reads the parsed value.
+//! profile's templates, pointers and matchers. Each frame is read once
+//! (`message.rs`); every rule reads what that one pass found.
+
+mod message;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
+use self::message::{Message, ReadError};
 use super::{
     FeedRule, Frame, HoleRule, Inbound, Numbering, Out, Position, Ready, RequestIds, Upgrade, Wire,
     WireEvent,
@@ -86,26 +89,26 @@ impl JsonWire {
     }
 
     fn on_message(&mut self, text: &str, out: &mut Out) {
-        let message: Value = match serde_json::from_str(text) {
-            Ok(value) => value,
-            Err(e) => {
+        let message = match Message::read(text) {
+            Ok(message) => message,
+            Err(ReadError::NotJson(e)) => {
                 return out.item(Inbound::Malformed(MalformedFrame::of_text(
                     text,
                     format!("not JSON: {e}"),
                 )));
             }
+            Err(ReadError::NotObject) => {
+                return out.item(Inbound::Malformed(MalformedFrame::of_text(
+                    text,
+                    "not a JSON object",
+                )));
+            }
         };
-        if !message.is_object() {
-            return out.item(Inbound::Malformed(MalformedFrame::of_text(
-                text,
-                "not a JSON object",
-            )));
-        }
         if self
             .rules
             .refused
             .as_ref()
-            .is_some_and(|m| m.matches(&message))
+            .is_some_and(|m| message.matches(m))
         {
             return out.item(Inbound::End(Cause::LoginRefused {
                 detail: MalformedFrame::of_text(text, "").excerpt,
@@ -113,31 +116,32 @@ impl JsonWire {
         }
         if !self.ready
             && let Some(ready) = &self.rules.ready
-            && ready.matches(&message)
+            && message.matches(ready)
         {
             return self.become_ready(out);
         }
         if self.take_ack(&message, out) {
             return;
         }
-        if let Some((_, send)) = self.rules.answer.iter().find(|(m, _)| m.matches(&message)) {
+        if let Some((_, send)) = self.rules.answer.iter().find(|(m, _)| message.matches(m)) {
             let send = send.clone();
+            let answering = message.to_value();
             let vars = Vars {
-                answering: Some(&message),
+                answering: Some(&answering),
                 ..Vars::default()
             };
             return self.send("answer", &send, vars, out);
         }
-        if self.rules.ignore.iter().any(|m| m.matches(&message)) {
+        if self.rules.ignore.iter().any(|m| message.matches(m)) {
             return;
         }
-        if !self.rules.event.matcher.matches(&message) {
+        if !message.matches(&self.rules.event.matcher) {
             return out.item(Inbound::Malformed(MalformedFrame::of_text(
                 text,
                 "matches no rule of the profile (event, ack, answer, ignore)",
             )));
         }
-        match self.event(text, &message) {
+        match self.event(&message) {
             Ok(event) => out.item(Inbound::Event(event)),
             Err(reason) => out.item(Inbound::Malformed(MalformedFrame::of_text(text, reason))),
         }
@@ -145,38 +149,37 @@ impl JsonWire {
 
     /// An `ack` that settles a waiting publish; true when the message was
     /// one (an ack rule with its own `match` also takes stale acks).
-    fn take_ack(&mut self, message: &Value, out: &mut Out) -> bool {
+    fn take_ack(&mut self, message: &Message<'_>, out: &mut Out) -> bool {
         let Some(rule) = &self.rules.ack else {
             return false;
         };
-        if !rule.matcher.matches(message) {
+        if !message.matches(&rule.matcher) {
             return false;
         }
-        let id = match rule.id.resolve(message) {
-            Some(Value::String(id)) => Some(id.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
+        let id = message.find(&rule.id).and_then(|found| found.as_label());
         match id {
-            Some(id) if self.awaiting_ack.remove(&id) => {
+            Some(id) if self.awaiting_ack.remove(id.as_ref()) => {
                 let seq = rule
                     .seq
                     .as_ref()
-                    .and_then(|p| p.resolve(message))
-                    .and_then(Value::as_u64);
-                out.item(Inbound::Ack { id, seq });
+                    .and_then(|p| message.find(p))
+                    .and_then(|found| found.as_u64());
+                out.item(Inbound::Ack {
+                    id: id.into_owned(),
+                    seq,
+                });
                 true
             }
             _ => !rule.matcher.is_empty(),
         }
     }
 
-    fn event(&self, text: &str, message: &Value) -> Result<WireEvent, String> {
+    fn event(&self, message: &Message<'_>) -> Result<WireEvent, String> {
         let rule = &self.rules.event;
         let feed = match &rule.feed {
             None => None,
-            Some(pointer) => match pointer.resolve(message) {
-                Some(Value::String(feed)) if !feed.is_empty() => Some(Arc::from(feed.as_str())),
+            Some(pointer) => match message.find(pointer).and_then(|f| f.as_str()) {
+                Some(feed) if !feed.is_empty() => Some(Arc::from(feed.as_ref())),
                 _ => {
                     return Err(format!(
                         "event.feed {}: missing or not a non-empty string",
@@ -187,7 +190,7 @@ impl JsonWire {
         };
         let seq = match &rule.seq {
             None => None,
-            Some(pointer) => match pointer.resolve(message).and_then(Value::as_u64) {
+            Some(pointer) => match message.find(pointer).and_then(|f| f.as_u64()) {
                 Some(seq) if seq <= MAX_SEQ => Some(seq),
                 _ => {
                     return Err(format!(
@@ -197,18 +200,22 @@ impl JsonWire {
                 }
             },
         };
-        let epoch = match rule.epoch.as_ref().and_then(|p| p.resolve(message)) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(Arc::from(s.as_str())),
-            Some(Value::Number(n)) => Some(Arc::from(n.to_string())),
-            Some(_) => return Err("event.epoch: not a string or a number".into()),
+        let epoch = match rule.epoch.as_ref().and_then(|p| message.find(p)) {
+            None => None,
+            Some(found) if found.is_null() => None,
+            Some(found) => match found.as_label() {
+                Some(label) => Some(Arc::from(label.as_ref())),
+                None => return Err("event.epoch: not a string or a number".into()),
+            },
         };
         let data = match &rule.data {
             // The whole message: its own text, checked once more by serde
             // but never re-serialised.
-            None => RawValue::from_string(text.trim().to_owned()).map_err(|e| e.to_string())?,
-            Some(pointer) => match pointer.resolve(message) {
-                Some(value) => serde_json::value::to_raw_value(value).map_err(|e| e.to_string())?,
+            None => RawValue::from_string(message.text().trim().to_owned())
+                .map_err(|e| e.to_string())?,
+            // A slice of the frame where the pointer names a top-level key.
+            Some(pointer) => match message.find(pointer) {
+                Some(found) => found.to_raw().map_err(|e| e.to_string())?,
                 None => return Err(format!("event.data {}: missing", pointer.as_str())),
             },
         };
