@@ -5,29 +5,10 @@
 
 use serde_json::{Value, json};
 use tauri::Manager;
-use tauri::ipc::{CallbackFn, InvokeBody};
-use tauri::test::{INVOKE_KEY, get_ipc_response, mock_builder, mock_context, noop_assets};
-use tauri::webview::InvokeRequest;
+use tauri::test::{mock_builder, mock_context, noop_assets};
 
-fn call(
-    webview: &tauri::WebviewWindow<tauri::test::MockRuntime>,
-    cmd: &str,
-    args: Value,
-) -> Result<Value, Value> {
-    get_ipc_response(
-        webview,
-        InvokeRequest {
-            cmd: cmd.into(),
-            callback: CallbackFn(0),
-            error: CallbackFn(1),
-            url: "tauri://localhost".parse().unwrap(),
-            body: InvokeBody::Json(args),
-            headers: Default::default(),
-            invoke_key: INVOKE_KEY.to_string(),
-        },
-    )
-    .map(|body| body.deserialize::<Value>().unwrap())
-}
+mod support;
+use support::{call, isolate};
 
 /// `settings.json` as the release before profiles wrote it, plus one entry
 /// a hand edit broke.
@@ -49,13 +30,8 @@ fn last_release_file() -> Value {
 #[test]
 fn last_releases_settings_load_unchanged_and_an_unreadable_entry_is_kept() {
     let home = tempfile::tempdir().unwrap();
-    // One test in this binary, before any thread starts: setting the
-    // environment is sound here.
-    unsafe {
-        std::env::set_var("HOME", home.path());
-        std::env::set_var("XDG_DATA_HOME", home.path().join("data"));
-        std::env::set_var("XDG_CONFIG_HOME", home.path().join("config"));
-    }
+    // One test in this binary, before any thread starts.
+    isolate(home.path());
     let mut app = holdline_app::build(mock_builder())
         .build(mock_context(noop_assets()))
         .expect("the app builds on the mock runtime");

@@ -3,30 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use tauri::ipc::{CallbackFn, InvokeBody};
-use tauri::test::{INVOKE_KEY, get_ipc_response, mock_builder, mock_context, noop_assets};
-use tauri::webview::InvokeRequest;
+use serde_json::json;
+use tauri::test::{mock_builder, mock_context, noop_assets};
 
-fn call(
-    webview: &tauri::WebviewWindow<tauri::test::MockRuntime>,
-    cmd: &str,
-    args: Value,
-) -> Result<Value, Value> {
-    get_ipc_response(
-        webview,
-        InvokeRequest {
-            cmd: cmd.into(),
-            callback: CallbackFn(0),
-            error: CallbackFn(1),
-            url: "tauri://localhost".parse().unwrap(),
-            body: InvokeBody::Json(args),
-            headers: Default::default(),
-            invoke_key: INVOKE_KEY.to_string(),
-        },
-    )
-    .map(|body| body.deserialize::<Value>().unwrap())
-}
+mod support;
+use support::{call, isolate};
 
 fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -39,13 +20,8 @@ fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
 #[test]
 fn commands_validate_input_and_drive_the_engine() {
     let home = tempfile::tempdir().unwrap();
-    // One test in this binary, before any thread starts: setting the
-    // environment is sound here.
-    unsafe {
-        std::env::set_var("HOME", home.path());
-        std::env::set_var("XDG_DATA_HOME", home.path().join("data"));
-        std::env::set_var("XDG_CONFIG_HOME", home.path().join("config"));
-    }
+    // One test in this binary, before any thread starts.
+    isolate(home.path());
     let server =
         tauri::async_runtime::block_on(holdline_server::start(holdline_server::ServerConfig {
             tokens: vec!["shell-token".into()],

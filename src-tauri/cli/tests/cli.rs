@@ -2,6 +2,8 @@
 //! Unix only: the tests signal the process with `kill`.
 #![cfg(unix)]
 
+mod support;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -10,11 +12,11 @@ use holdline_server::{RunningServer, ServerConfig};
 use holdline_testkit::within;
 use serde_json::Value;
 use serde_json::value::RawValue;
+use support::{WAIT, cli_with_token, run};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
 const TOKEN: &str = "cli-secret-58e1d0";
-const WAIT: Duration = Duration::from_secs(30);
 
 async fn server(retain: usize) -> RunningServer {
     holdline_server::start(ServerConfig {
@@ -28,36 +30,7 @@ async fn server(retain: usize) -> RunningServer {
 }
 
 fn cli() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_holdline-cli"));
-    command
-        .env("HOLDLINE_TOKEN", TOKEN)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
-
-struct Run {
-    code: i32,
-    stdout: Vec<Value>,
-    stderr: String,
-}
-
-async fn run(command: &mut Command) -> Run {
-    let output = within(WAIT, "holdline-cli to exit", command.output())
-        .await
-        .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: stdout
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
-            .collect(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+    cli_with_token(TOKEN)
 }
 
 fn publish(server: &RunningServer, feed: &str, range: std::ops::RangeInclusive<u64>) {

@@ -2,17 +2,18 @@
 //! end against the scripted JSON server.
 #![cfg(unix)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use holdline_testkit::{JsonServer, JsonServerConfig, within};
 use serde_json::{Value, json};
+use support::{WAIT, cli_with_token, run};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 const SECRET: &str = "cli-json-secret-91";
-const WAIT: Duration = Duration::from_secs(30);
 
 fn profile() -> Value {
     json!({
@@ -45,36 +46,7 @@ async fn json_server(numbered: bool) -> JsonServer {
 }
 
 fn cli() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_holdline-cli"));
-    command
-        .env("HOLDLINE_TOKEN", SECRET)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
-
-struct Run {
-    code: i32,
-    stdout: Vec<Value>,
-    stderr: String,
-}
-
-async fn run(command: &mut Command) -> Run {
-    let output = within(WAIT, "holdline-cli to exit", command.output())
-        .await
-        .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: stdout
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
-            .collect(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+    cli_with_token(SECRET)
 }
 
 fn tail(url: &str, profile: &Path, state: &Path, extra: &[&str]) -> Command {

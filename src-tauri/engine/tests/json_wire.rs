@@ -520,19 +520,32 @@ async fn a_feed_without_seq_gets_a_discontinuity_marker_after_each_reconnect_onl
     engine.shutdown().await;
 }
 
-#[tokio::test]
-async fn the_feed_star_takes_every_event_under_its_own_feed_name() {
+/// A server that pushes every event unasked, and an engine whose profile
+/// has no subscribe template, subscribed to `feed` and open.
+async fn push_all(
+    feed: &str,
+) -> (
+    JsonServer,
+    holdline_engine::Engine,
+    holdline_engine::Deliveries,
+) {
     let server = json_server(JsonServerConfig {
         push_all: true,
         ..JsonServerConfig::default()
     })
     .await;
     let profile = profile(json!({"subscribe": null, "unsubscribe": null}));
-    let (engine, mut deliveries) = open_engine(config(&server.url(), profile));
+    let (engine, deliveries) = open_engine(config(&server.url(), profile));
     let mut events = engine.events();
-    engine.subscribe("*", StartFrom::Live).await.unwrap();
+    engine.subscribe(feed, StartFrom::Live).await.unwrap();
     engine.connect().await.unwrap();
     wait_state(&mut events, "open", is_open).await;
+    (server, engine, deliveries)
+}
+
+#[tokio::test]
+async fn the_feed_star_takes_every_event_under_its_own_feed_name() {
+    let (server, engine, mut deliveries) = push_all("*").await;
     server.publish("a", data(1));
     server.publish("b", data(1));
     server.publish("a", data(2));
@@ -545,17 +558,7 @@ async fn the_feed_star_takes_every_event_under_its_own_feed_name() {
 
 #[tokio::test]
 async fn without_a_subscribe_template_only_the_named_feeds_are_delivered() {
-    let server = json_server(JsonServerConfig {
-        push_all: true,
-        ..JsonServerConfig::default()
-    })
-    .await;
-    let profile = profile(json!({"subscribe": null, "unsubscribe": null}));
-    let (engine, mut deliveries) = open_engine(config(&server.url(), profile));
-    let mut events = engine.events();
-    engine.subscribe("a", StartFrom::Live).await.unwrap();
-    engine.connect().await.unwrap();
-    wait_state(&mut events, "open", is_open).await;
+    let (server, engine, mut deliveries) = push_all("a").await;
     server.publish("b", data(1));
     server.publish("a", data(1));
     let mut seen = Seen::default();

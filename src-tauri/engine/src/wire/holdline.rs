@@ -136,9 +136,7 @@ impl Wire for HoldlineWire {
     fn upgrade(&self) -> Upgrade {
         Upgrade {
             subprotocols: vec![SUBPROTOCOL.to_owned()],
-            retry_without_subprotocol: true,
-            auth: self.profile.common.auth.clone(),
-            headers: self.profile.common.headers.clone(),
+            ..Upgrade::from_profile(&self.profile)
         }
     }
 

@@ -38,6 +38,19 @@ pub(crate) struct Upgrade {
     pub headers: Vec<(String, Template)>,
 }
 
+impl Upgrade {
+    /// What the profile's common keys ask of the upgrade, for a wire that
+    /// offers the profile's own subprotocols.
+    pub fn from_profile(profile: &Profile) -> Upgrade {
+        Upgrade {
+            subprotocols: profile.common.subprotocols.clone(),
+            retry_without_subprotocol: true,
+            auth: profile.common.auth.clone(),
+            headers: profile.common.headers.clone(),
+        }
+    }
+}
+
 /// A WebSocket data frame as the wire sees it.
 pub(crate) enum Frame<'a> {
     Text(&'a str),

@@ -36,12 +36,7 @@ pub(crate) fn publish_text(entry: &OutboxEntry) -> String {
 
 impl Wire for RawWire {
     fn upgrade(&self) -> Upgrade {
-        Upgrade {
-            subprotocols: self.profile.common.subprotocols.clone(),
-            retry_without_subprotocol: true,
-            auth: self.profile.common.auth.clone(),
-            headers: self.profile.common.headers.clone(),
-        }
+        Upgrade::from_profile(&self.profile)
     }
 
     fn on_open(&mut self, _selected: Option<&str>, _now: Instant, out: &mut Out) {

@@ -241,12 +241,7 @@ impl JsonWire {
 
 impl Wire for JsonWire {
     fn upgrade(&self) -> Upgrade {
-        Upgrade {
-            subprotocols: self.profile.common.subprotocols.clone(),
-            retry_without_subprotocol: true,
-            auth: self.profile.common.auth.clone(),
-            headers: self.profile.common.headers.clone(),
-        }
+        Upgrade::from_profile(&self.profile)
     }
 
     fn on_open(&mut self, _selected: Option<&str>, now: Instant, out: &mut Out) {

@@ -1,0 +1,46 @@
+//! Running the `holdline-cli` binary in the CLI's end-to-end tests.
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use holdline_testkit::within;
+use serde_json::Value;
+use tokio::process::Command;
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The binary with `token` in `HOLDLINE_TOKEN`, no `RUST_LOG`, pipes.
+pub fn cli_with_token(token: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_holdline-cli"));
+    command
+        .env("HOLDLINE_TOKEN", token)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: Vec<Value>,
+    pub stderr: String,
+}
+
+/// Runs `command` to its end; stdout is parsed as JSON lines.
+pub async fn run(command: &mut Command) -> Run {
+    let output = within(WAIT, "holdline-cli to exit", command.output())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
+            .collect(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
