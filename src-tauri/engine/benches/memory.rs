@@ -73,7 +73,7 @@ fn main() {
         let now = tokio::time::Instant::now();
         for seq in 2..=events + 1 {
             let event = WireEvent {
-                feed: Some("f".into()),
+                feed: Some("f".to_owned()),
                 seq: Some(seq),
                 epoch: None,
                 ts: Some(0),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use holdline_e2e::{DrivenApp, WAIT, can_drive};
+use holdline_e2e::{DrivenApp, WAIT, can_drive, files_under};
 use holdline_testkit::{JsonServer, JsonServerConfig, within};
 use serde_json::{Value, json};
 
@@ -177,4 +177,27 @@ async fn a_json_server_added_through_the_ui_delivers_in_order_and_marks_disconti
         t.contains("continuity lost for chat")
     })
     .await;
+
+    // The login frame went out with the token and was recorded without it:
+    // the settings hold `{token}`, the history `<redacted>`, no file the
+    // app wrote holds the token itself.
+    assert_eq!(plain.received()[0]["token"], TOKEN);
+    let files = files_under(home.path());
+    let settings = files
+        .iter()
+        .find(|f| f.ends_with("settings.json"))
+        .expect("settings written");
+    assert!(
+        std::fs::read_to_string(settings)
+            .unwrap()
+            .contains("{token}")
+    );
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(TOKEN),
+            "the token leaked into {}",
+            file.display()
+        );
+    }
 }

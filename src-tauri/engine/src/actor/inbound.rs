@@ -158,46 +158,43 @@ impl Actor {
         self.send_outbox();
     }
 
-    /// The feed an event belongs to: its own name, else the one feed
-    /// subscribed (or `*`).
-    fn feed_of(&self, event: &WireEvent) -> Option<Arc<str>> {
-        match &event.feed {
-            Some(feed) => Some(feed.clone()),
-            None if self.every_feed.is_some() => Some(Arc::from("*")),
-            None if self.feeds.len() == 1 => self.feeds.keys().next().cloned(),
-            None => None,
-        }
-    }
-
+    /// Hands an event to its feed's sequencer: the feed it names, else the
+    /// one feed subscribed (or `*`). One map lookup on the hot path; a feed
+    /// first seen under `*` is adopted.
     fn route_event(&mut self, event: WireEvent) {
-        let Some(name) = self.feed_of(&event) else {
-            self.unrouted += 1;
-            return;
-        };
-        if !self.feeds.contains_key(&*name) {
-            let Some(start) = self.every_feed else {
-                self.unrouted += 1;
-                debug!(feed = %name, "event for a feed we are not subscribed to");
-                return;
-            };
-            if let Err(err) = self.add_feed(name.clone(), start) {
-                self.record_storage_error(&err);
-                return;
-            }
-            self.adopted.insert(name.clone());
-        }
         let marked = self.outgoing.len();
-        let Some(feed) = self.feeds.get_mut(&*name) else {
-            return;
+        let sequencer = match event.feed.as_deref() {
+            Some(name) => self.feeds.get_mut(name),
+            None if self.every_feed.is_some() => self.feeds.get_mut("*"),
+            None if self.feeds.len() == 1 => self.feeds.values_mut().next(),
+            None => None,
         };
-        let accepted = feed.on_event(event, Instant::now(), &mut self.outgoing);
-        match accepted {
-            Accepted::TooFarAhead => {
-                self.resubscribe(&name, "event too far ahead of the reorder window")
+        if let Some(sequencer) = sequencer {
+            match sequencer.on_event(event, Instant::now(), &mut self.outgoing) {
+                Accepted::TooFarAhead => {
+                    let feed = sequencer.feed().clone();
+                    self.resubscribe(&feed, "event too far ahead of the reorder window");
+                }
+                Accepted::Delivered { .. } if self.outgoing.len() == marked + 1 => {}
+                _ => self.record_markers(marked),
             }
-            Accepted::Delivered { .. } if self.outgoing.len() == marked + 1 => {}
-            _ => self.record_markers(marked),
+            return;
         }
+        let name: Arc<str> = match (&event.feed, self.every_feed) {
+            (Some(name), Some(_)) => Arc::from(name.as_str()),
+            (None, Some(_)) => Arc::from("*"),
+            (name, None) => {
+                self.unrouted += 1;
+                debug!(feed = ?name, "event for a feed we are not subscribed to");
+                return;
+            }
+        };
+        let start = self.every_feed.unwrap_or_default();
+        if let Err(err) = self.add_feed(name.clone(), start) {
+            return self.record_storage_error(&err);
+        }
+        self.adopted.insert(name);
+        self.route_event(event);
     }
 
     /// Starts ordering a feed from its saved cursor (else `start`).

@@ -17,7 +17,7 @@ fn inferred(replay: bool) -> FeedRule {
 
 fn event(seq: u64) -> WireEvent {
     WireEvent {
-        feed: Some("f".into()),
+        feed: Some("f".to_owned()),
         seq: Some(seq),
         epoch: None,
         ts: Some(0),

@@ -73,7 +73,7 @@ impl HoldlineWire {
                 }));
             }
             ServerFrame::Event(event) => out.item(Inbound::Event(super::WireEvent {
-                feed: Some(Arc::from(event.feed)),
+                feed: Some(event.feed),
                 seq: Some(event.seq),
                 epoch: None,
                 ts: Some(event.ts),

@@ -120,7 +120,7 @@ pub enum Continuity {
 #[derive(Debug, Clone)]
 pub struct WireEvent {
     /// `None`: the one feed subscribed (a profile without `event.feed`).
-    pub feed: Option<Arc<str>>,
+    pub feed: Option<String>,
     pub seq: Option<u64>,
     pub epoch: Option<Arc<str>>,
     pub ts: Option<i64>,

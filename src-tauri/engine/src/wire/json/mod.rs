@@ -179,7 +179,7 @@ impl JsonWire {
         let feed = match &rule.feed {
             None => None,
             Some(pointer) => match message.find(pointer).and_then(|f| f.as_str()) {
-                Some(feed) if !feed.is_empty() => Some(Arc::from(feed.as_ref())),
+                Some(feed) if !feed.is_empty() => Some(feed.into_owned()),
                 _ => {
                     return Err(format!(
                         "event.feed {}: missing or not a non-empty string",
