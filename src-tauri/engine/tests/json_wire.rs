@@ -218,7 +218,7 @@ async fn after_a_reconnect_it_logs_in_again_and_resubscribes_from_the_cursor() {
     assert_eq!(logins, 2);
     let ready = wait_history(&mut events, HistoryKind::Ready).await;
     assert!(
-        ready.message.contains("reconnected")
+        ready.message.contains("reconnected; login sent again")
             && ready.message.contains("continuity held for prices"),
         "{}",
         ready.message

@@ -80,15 +80,22 @@ impl Actor {
             ),
             Inbound::Malformed(malformed) => self.on_malformed(malformed),
             Inbound::Raw(frame) => self.outgoing.push(Delivery::Raw(frame)),
-            Inbound::Sent { what, feed, frame } => self.record(
-                HistoryKind::Sent,
-                Level::Debug,
-                match &feed {
-                    Some(feed) => format!("sent {what} for {feed}"),
-                    None => format!("sent {what}"),
-                },
-                json!({ "what": what, "feed": feed, "frame": frame }),
-            ),
+            Inbound::Sent { what, feed, frame } => {
+                if what == "login"
+                    && let Some(session) = &mut self.session
+                {
+                    session.logins_sent += 1;
+                }
+                self.record(
+                    HistoryKind::Sent,
+                    Level::Debug,
+                    match &feed {
+                        Some(feed) => format!("sent {what} for {feed}"),
+                        None => format!("sent {what}"),
+                    },
+                    json!({ "what": what, "feed": feed, "frame": frame }),
+                );
+            }
             Inbound::End(cause) => return Some(cause),
         }
         None
@@ -112,6 +119,7 @@ impl Actor {
         session.max_frame_bytes = max_frame_bytes;
         session.liveness.set_period(self.heartbeat);
         let reconnect = self.ready_connections > 0;
+        let logins = session.logins_sent;
         self.ready_connections += 1;
         let raw = self.wire.is_raw();
         self.set_state(ConnectionState::Open {
@@ -148,9 +156,9 @@ impl Actor {
         self.record(
             HistoryKind::Ready,
             Level::Info,
-            ready_summary(reconnect, self.feeds.len(), &lost, &resumed),
+            ready_summary(reconnect, logins, self.feeds.len(), &lost, &resumed),
             json!({ "session": session_id, "heartbeat_ms": self.heartbeat.as_millis() as u64,
-                    "reconnect": reconnect, "feeds": self.feeds.len(),
+                    "reconnect": reconnect, "login_frames": logins, "feeds": self.feeds.len(),
                     "continuity_lost": lost.iter().map(|f| &**f).collect::<Vec<_>>(),
                     "continuity_held": resumed, "raw": raw }),
         );
@@ -400,16 +408,30 @@ impl Actor {
     }
 }
 
-fn ready_summary(reconnect: bool, feeds: usize, lost: &[Arc<str>], held: &[&str]) -> String {
-    let what = if reconnect {
+fn ready_summary(
+    reconnect: bool,
+    logins: u32,
+    feeds: usize,
+    lost: &[Arc<str>],
+    held: &[&str],
+) -> String {
+    let mut text = String::from(if reconnect {
         "reconnected"
     } else {
         "connected"
-    };
-    if feeds == 0 {
-        return format!("{what}; no feeds to subscribe");
+    });
+    if logins > 0 {
+        text.push_str(if reconnect {
+            "; login sent again"
+        } else {
+            "; login sent"
+        });
     }
-    let mut text = format!("{what}; subscribing {feeds} feed(s)");
+    if feeds == 0 {
+        text.push_str("; no feeds to subscribe");
+        return text;
+    }
+    text.push_str(&format!("; subscribing {feeds} feed(s) from their cursors"));
     if reconnect {
         if !held.is_empty() {
             text.push_str(&format!("; continuity held for {}", held.join(", ")));

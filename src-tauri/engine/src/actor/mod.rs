@@ -90,6 +90,8 @@ struct Session {
     max_frame_bytes: Option<u64>,
     opened_at: Instant,
     malformed_recorded: u32,
+    /// Login frames the wire sent on this connection.
+    logins_sent: u32,
     liveness: Liveness,
 }
 

@@ -41,6 +41,7 @@ impl Actor {
             max_frame_bytes: None,
             opened_at: now,
             malformed_recorded: 0,
+            logins_sent: 0,
             liveness: Liveness::new(self.heartbeat, now),
         });
         self.outbox.mark_all_unsent();
