@@ -1,0 +1,131 @@
+//! The token of a `json` server that logs in with a message (`auth:
+//! "payload"`, `{token}` in `on_open`): sent to the server, and in no
+//! setting, history row, exported history or file the app wrote. The shell
+//! on Tauri's mock runtime, commands over IPC.
+
+use std::time::{Duration, Instant};
+
+use holdline_testkit::{JsonServer, JsonServerConfig};
+use serde_json::json;
+use tauri::test::{mock_builder, mock_context, noop_assets};
+
+mod support;
+use support::{call, isolate};
+
+const TOKEN: &str = "json-shell-token-5e";
+
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_payload_token_is_sent_and_recorded_nowhere() {
+    let home = tempfile::tempdir().unwrap();
+    // One test in this binary, before any thread starts.
+    isolate(home.path());
+    let server = tauri::async_runtime::block_on(JsonServer::start(JsonServerConfig {
+        token: Some(TOKEN.into()),
+        ..JsonServerConfig::default()
+    }));
+    let mut app = holdline_app::build(mock_builder())
+        .build(mock_context(noop_assets()))
+        .expect("the app builds on the mock runtime");
+    #[allow(deprecated)]
+    app.run_iteration(|_, _| {});
+    let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+
+    let profile = json!({
+        "protocol": "json",
+        "auth": "payload",
+        "headers": {"X-Trace": "holdline"},
+        "on_open": [{"op": "login", "token": "{token}"}],
+        "ready": {"/op": "ready"},
+        "subscribe": {"op": "sub", "ch": "{feed}", "since": "{since}"},
+        "event": {"match": {"/op": "ev"}, "feed": "/ch", "seq": "/n", "data": "/d"},
+        "ignore": [{"/op": "welcome"}, {"/op": "subscribed"}]
+    });
+    call(
+        &webview,
+        "login",
+        json!({"url": server.url(), "token": TOKEN, "remember": false,
+               "profile": profile.to_string()}),
+    )
+    .unwrap();
+    call(&webview, "subscribe", json!({"feed": "px"})).unwrap();
+    wait_for("the login and the subscribe", || {
+        let received = server.received();
+        received.iter().any(|f| f["op"] == "sub")
+    });
+    assert_eq!(server.received()[0]["token"], TOKEN);
+    wait_for("the recorded login", || {
+        let page = call(
+            &webview,
+            "history_query",
+            json!({"query": {"kinds": ["sent"]}}),
+        )
+        .unwrap();
+        page["rows"]
+            .as_array()
+            .is_some_and(|rows| rows.iter().any(|r| r["details"]["what"] == "login"))
+    });
+    let sent = call(
+        &webview,
+        "history_query",
+        json!({"query": {"kinds": ["sent"]}}),
+    )
+    .unwrap();
+    let login = sent["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["details"]["what"] == "login")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        login["details"]["frame"],
+        r#"{"op":"login","token":"<redacted>"}"#
+    );
+
+    let export_path = home.path().join("export.jsonl");
+    let exported = call(
+        &webview,
+        "history_export",
+        json!({"query": {}, "path": export_path}),
+    )
+    .unwrap();
+    assert!(exported["count"].as_u64().unwrap() > 0);
+    let export = std::fs::read_to_string(&export_path).unwrap();
+    assert!(export.contains("<redacted>"), "the login is in the export");
+    let settings = files(home.path())
+        .into_iter()
+        .find(|f| f.ends_with("settings.json"))
+        .expect("settings written");
+    assert!(
+        std::fs::read_to_string(settings)
+            .unwrap()
+            .contains("{token}")
+    );
+    for file in files(home.path()) {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned();
+        assert!(!text.contains(TOKEN), "token in {}", file.display());
+    }
+}
