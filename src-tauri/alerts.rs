@@ -170,6 +170,7 @@ mod tests {
             cause: Cause::ConnectionLost {
                 detail: "no close frame".into(),
             },
+            reason: "connection lost (1006): no close frame".into(),
         }
     }
 

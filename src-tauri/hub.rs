@@ -380,9 +380,26 @@ impl Hub {
             engine.connect().await?;
             return Ok(engine);
         }
-        if let Some(previous) = active.take() {
-            self.retire(previous).await;
-        }
+        // Everything that can fail is done before anything is started.
+        let saved = self.settings.feeds();
+        let feeds = match saved.get(id) {
+            Some(feeds) => feeds.clone(),
+            // A first look at the Local demo should show it moving.
+            None if entry.builtin => {
+                let demo: Vec<String> = [
+                    holdline_server::demo::TICKER,
+                    holdline_server::demo::CHAT,
+                    holdline_server::demo::CLOCK,
+                ]
+                .map(String::from)
+                .to_vec();
+                let mut saved = saved;
+                saved.insert(id.to_owned(), demo.clone());
+                self.settings.set_feeds(&saved)?;
+                demo
+            }
+            None => Vec::new(),
+        };
         let (url, _) = FeedUrl::parse(&entry.url)?;
         let server_key = url.server_key().to_owned();
         let stores = Stores {
@@ -391,6 +408,14 @@ impl Hub {
         };
         let config = self.engine_config(url, self.token_for(&entry), profile);
         let (engine, mut deliveries) = Engine::start(config, stores)?;
+        if let Err(err) = self.subscribe_saved(&engine, &entry, &feeds).await {
+            engine.shutdown().await;
+            return Err(err);
+        }
+        // The new engine is ready to go: only now does the previous one stop.
+        if let Some(previous) = active.take() {
+            self.retire(previous).await;
+        }
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(holdline_storage::record_history(
             self.db.clone(),
@@ -460,37 +485,49 @@ impl Hub {
                 }
             }
         }));
-        let saved = self.settings.feeds();
-        let feeds = match saved.get(id) {
-            Some(feeds) => feeds.clone(),
-            // A first look at the Local demo should show it moving.
-            None if entry.builtin => {
-                let demo: Vec<String> = [
-                    holdline_server::demo::TICKER,
-                    holdline_server::demo::CHAT,
-                    holdline_server::demo::CLOCK,
-                ]
-                .map(String::from)
-                .to_vec();
-                let mut saved = saved;
-                saved.insert(id.to_owned(), demo.clone());
-                self.settings.set_feeds(&saved)?;
-                demo
-            }
-            None => Vec::new(),
-        };
-        for feed in &feeds {
-            engine.subscribe(feed, StartFrom::Live).await?;
-        }
         *active = Some(Active {
             server_id: id.to_owned(),
             engine: engine.clone(),
             tasks,
         });
         drop(active);
-        self.settings.set_active_server(Some(id))?;
+        if let Err(err) = self.settings.set_active_server(Some(id)) {
+            // The server is active and running; only the next start will
+            // not reopen it.
+            self.record(
+                HistoryKind::Storage,
+                Level::Warn,
+                format!("the active server could not be remembered: {err}"),
+                json!({ "server": id, "error": err.to_string() }),
+            );
+        }
         engine.connect().await?;
         Ok(engine)
+    }
+
+    /// Subscribes a starting engine to the server's saved feeds. A name the
+    /// wire refuses (saved under another profile, or edited by hand) is
+    /// left out and said so, and activation goes on; any other failure
+    /// fails the activation.
+    async fn subscribe_saved(
+        &self,
+        engine: &Engine,
+        entry: &ServerEntry,
+        feeds: &[String],
+    ) -> AppResult<()> {
+        for feed in feeds {
+            match engine.subscribe(feed, StartFrom::Live).await {
+                Ok(()) => {}
+                Err(holdline_engine::EngineError::InvalidFeed { message, .. }) => self.record(
+                    HistoryKind::SubscribeFailed,
+                    Level::Warn,
+                    format!("saved feed {feed:?} of {} left out: {message}", entry.name),
+                    json!({ "server": entry.id, "feed": feed, "message": message }),
+                ),
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
     }
 
     pub async fn deactivate(&self) -> AppResult<()> {

@@ -115,6 +115,7 @@ mod tests {
                 cause: Cause::ConnectionLost {
                     detail: String::new()
                 },
+                reason: String::new(),
             }),
             "Local demo: reconnecting (attempt 3)"
         );

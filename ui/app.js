@@ -65,6 +65,10 @@ function handleItems(items, dropped) {
   if (dropped) views.live.noteDropped(dropped);
 }
 
+// The server the live view and the feeds table show; `undefined` until the
+// first snapshot. Only a switch of server starts them afresh.
+let shownServer;
+
 async function rebuild() {
   const seenBefore = stateChanges;
   const snap = await invoke('snapshot');
@@ -72,8 +76,15 @@ async function rebuild() {
   applyTheme(preferences.theme);
   views.settings.render(preferences);
   views.servers.render(snap.servers, snap.keyring, snap.unreadable_servers);
-  views.feeds.reset(snap.subscribed, snap.engine);
-  views.live.reset(snap.recent, snap.subscribed);
+  const active = snap.servers.find((s) => s.active);
+  if (snap.active_server !== shownServer) {
+    if (shownServer !== undefined) views.status.announce(`Now showing ${active?.name ?? 'no server'}; the live view starts afresh`);
+    shownServer = snap.active_server;
+    views.feeds.reset(snap.subscribed, snap.engine);
+    views.live.reset(snap.recent, active?.name);
+  } else {
+    views.feeds.sync(snap.subscribed, snap.engine);
+  }
   if (stateChanges === seenBefore) views.status.setState(snap.engine?.state ?? { state: 'idle' });
   views.status.onStats(snap.engine);
   views.status.setServer(snap.servers.find((s) => s.active));

@@ -27,7 +27,7 @@
 
   function snapshotBody() {
     return {
-      servers, active_server: 'local-demo',
+      servers, active_server: servers.find((s) => s.active)?.id ?? null,
       engine: { state, feeds: subscribed.map((feed) => ({ feed, epoch: 'e1', last_seq: 0, buffered: 0, delivered: 0, duplicates: 0, gaps: 0, resets: 0, resubscribes: 0 })), outbox: [], rtt_ms: 1.25 },
       subscribed, recent: [], history: [], preferences: { theme: 'system', start_at_login: false, alert_after_s: 60, heartbeat_ms: null, backoff_initial_ms: null, backoff_max_ms: null, extra_ca_file: null }, keyring: { available: true, problem: null },
     };
@@ -58,7 +58,11 @@
       if (!subscribed.includes(feed)) subscribed.push(feed);
       return null;
     },
-    unsubscribe: ({ feed }) => { subscribed.splice(subscribed.indexOf(feed), 1); return null; },
+    unsubscribe: ({ feed }) => {
+      if (feed === 'sticky') return fail('engine_stopped', 'the engine has stopped');
+      subscribed.splice(subscribed.indexOf(feed), 1);
+      return null;
+    },
     publish: ({ feed, id }) => globalThis.__fake.publishOutcome({ feed, id }),
     history_query: ({ query }) => {
       let rows = history.filter((r) => (!query.kinds?.length || query.kinds.includes(r.kind)) && (!query.levels?.length || query.levels.includes(r.level)) && (!query.text || r.message.toLowerCase().includes(query.text.toLowerCase())));

@@ -90,7 +90,7 @@ test('the filter and the per-feed view narrow the stream; rows expand to pretty 
 });
 
 test('the status bar shows the attempt, a countdown and the cause, and announces it', async () => {
-  await emit([{ t: 'state', state: { state: 'backoff', attempt: 3, delay_ms: 4000, retry_at_ms: Date.now() + 4000, cause: { kind: 'closed', code: 1001, reason: 'server shutting down' } } }]);
+  await emit([{ t: 'state', state: { state: 'backoff', attempt: 3, delay_ms: 4000, retry_at_ms: Date.now() + 4000, cause: { kind: 'closed', code: 1001, reason: 'server shutting down' }, reason: 'server closed with 1001: server shutting down' } }]);
   await page.getByTestId('state').filter({ hasText: 'backoff' }).waitFor();
   const detail = await page.locator('#state-detail').textContent();
   assert.match(detail, /attempt 3 · retry in \d\.\d s · server closed with 1001: server shutting down/);
@@ -273,4 +273,48 @@ test('discontinuities, inferred gaps and events without a seq each get their own
   assert.equal(await inferred.getAttribute('data-inferred'), 'true');
   assert.match(await inferred.textContent(), /inferred/);
   assert.equal(await page.locator('[data-testid=gap-row][data-from="9"]').getAttribute('data-inferred'), null);
+});
+
+test('adding or removing a feed leaves the live view, its counts and its filter alone', async () => {
+  await emit([event('keep', 1), event('keep', 2), event('keep', 3)]);
+  await page.locator('[data-testid=event-row][data-feed=keep][data-seq="3"]').waitFor();
+  const count = page.getByTestId('live-count');
+  const before = Number(await count.getAttribute('data-count'));
+  assert.ok(before >= 3, `count ${before}`);
+  await page.getByTestId('live-filter').fill('keep');
+  await page.getByTestId('feed-name').fill('extra');
+  await page.getByTestId('feed-subscribe').click();
+  await page.locator('[data-testid=feed-row][data-feed=extra]').waitFor();
+  await page.waitForFunction(() => globalThis.__fake.calls.filter((c) => c.command === 'snapshot').length > 0);
+  await page.locator('[data-testid=feed-row][data-feed=extra] [data-testid=feed-unsubscribe]').click();
+  await page.locator('[data-testid=feed-row][data-feed=extra]').waitFor({ state: 'detached' });
+  assert.equal(Number(await count.getAttribute('data-count')), before, 'the count is kept');
+  assert.equal(await page.getByTestId('live-filter').inputValue(), 'keep', 'the filter is kept');
+  assert.equal(await page.locator('[data-testid=event-row][data-feed=keep]').count(), 3, 'the rows are kept');
+  await page.getByTestId('live-filter').fill('');
+});
+
+test('a failed unsubscribe keeps the feed and says why', async () => {
+  await page.getByTestId('feed-name').fill('sticky');
+  await page.getByTestId('feed-subscribe').click();
+  const row = page.locator('[data-testid=feed-row][data-feed=sticky]');
+  await row.waitFor();
+  await row.getByTestId('feed-unsubscribe').click();
+  await page.locator('#feed-error', { hasText: 'engine has stopped' }).waitFor();
+  assert.equal(await row.count(), 1);
+});
+
+test('switching to another server starts the live view afresh and says so', async () => {
+  await emit([event('old', 1)]);
+  await page.locator('[data-testid=event-row][data-feed=old]').waitFor();
+  await page.getByTestId('server-add').click();
+  await page.getByTestId('server-protocol').selectOption('holdline.v1');
+  await page.getByTestId('server-url').fill('ws://fresh.example:7000/');
+  await page.getByTestId('server-token').fill('t');
+  await page.getByTestId('login-submit').click();
+  await page.locator('.server.active', { hasText: 'fresh.example' }).waitFor();
+  await page.waitForFunction(() => document.querySelector('[data-testid=live-count]').dataset.count === '0');
+  assert.match(await page.getByTestId('live-count').textContent(), /from fresh\.example/);
+  assert.match(await page.locator('#announcer').textContent(), /starts afresh/);
+  assert.equal(await page.locator('[data-testid=event-row][data-feed=old]').count(), 0);
 });

@@ -8,6 +8,9 @@ export function createFeedsView({ invoke, rebuild }) {
   const rows = $('#feed-rows');
   const error = $('#feed-error');
   const feeds = new Map();
+  // The feeds the backend says are subscribed (others may have rows from
+  // deliveries, e.g. under `*`).
+  const subscribed = new Set();
 
   // The feed pickers of the live and publish views follow the feed set.
   function refreshPickers() {
@@ -38,6 +41,7 @@ export function createFeedsView({ invoke, rebuild }) {
       await invoke('subscribe', { feed, fromStart: $('#feed-from-start').checked });
       $('#feed-name').value = '';
       ensure(feed);
+      subscribed.add(feed);
       render();
       await rebuild();
     } catch (err) {
@@ -56,7 +60,7 @@ export function createFeedsView({ invoke, rebuild }) {
         f.windowCount = 0;
         f.windowStart = now;
       }
-      return el('tr', { 'data-feed': f.name },
+      return el('tr', { 'data-testid': 'feed-row', 'data-feed': f.name },
         el('td', { className: 'mono', text: f.name, title: f.epoch ? `epoch ${f.epoch}` : '' }),
         el('td', { className: 'num', text: f.seq == null ? '—' : String(f.seq) }),
         el('td', { className: 'num', text: f.rate.toFixed(f.rate < 10 ? 1 : 0) }),
@@ -64,9 +68,18 @@ export function createFeedsView({ invoke, rebuild }) {
         el('td', { className: 'num', text: String(f.duplicates) }),
         el('td', {}, el('button', {
           type: 'button', className: 'ghost small', text: '×', 'aria-label': `Unsubscribe ${f.name}`,
+          'data-testid': 'feed-unsubscribe',
           onclick: async () => {
-            await invoke('unsubscribe', { feed: f.name }).catch((err) => showError(error, err));
+            showError(error, null);
+            try {
+              await invoke('unsubscribe', { feed: f.name });
+            } catch (err) {
+              // Still subscribed: the row stays, with the reason.
+              showError(error, err);
+              return;
+            }
             feeds.delete(f.name);
+            subscribed.delete(f.name);
             refreshPickers();
             render();
           },
@@ -82,10 +95,22 @@ export function createFeedsView({ invoke, rebuild }) {
   setInterval(schedule, 1000);
 
   return {
-    reset(subscribed, engine) {
+    /// Another server: the table starts afresh.
+    reset(names, engine) {
       feeds.clear();
+      subscribed.clear();
       refreshPickers();
-      for (const name of subscribed ?? []) ensure(name);
+      this.sync(names, engine);
+    },
+    /// The same server: rows and their counts stay; feeds the backend no
+    /// longer lists go, new ones come.
+    sync(names, engine) {
+      const now = new Set(names ?? []);
+      for (const name of subscribed) {
+        if (!now.has(name)) { feeds.delete(name); subscribed.delete(name); }
+      }
+      for (const name of now) { ensure(name); subscribed.add(name); }
+      refreshPickers();
       if (engine) this.onStats(engine);
       render();
     },

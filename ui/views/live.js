@@ -16,7 +16,9 @@ export function createLiveView() {
   let buffer = [];
   let start = 0; // index of the oldest item when the ring is full
   let total = 0;
+  let events = 0;
   let dropped = 0;
+  let source = '';
   let paused = false;
   let dirty = false;
   let filter = '';
@@ -145,7 +147,8 @@ export function createLiveView() {
 
   function render() {
     dirty = false;
-    count.textContent = `${formatCount(total)} received${dropped ? ` · ${formatCount(dropped)} not shown (UI behind)` : ''}${paused ? ' · paused' : ''}`;
+    count.textContent = `${formatCount(total)} received${source ? ` from ${source}` : ''}${dropped ? ` · ${formatCount(dropped)} not shown (UI behind)` : ''}${paused ? ' · paused' : ''}`;
+    count.dataset.count = String(events);
     if (paused) return;
     const items = newest(ROW_LIMIT);
     for (let i = 0; i < items.length; i++) {
@@ -194,6 +197,7 @@ export function createLiveView() {
         if (seen.size > BUFFER_LIMIT * 2) seen.clear();
       }
       if (item.t === 'event') {
+        events += 1;
         item.rowKey = k ?? `arrival\u0000${++arrivals}`;
         item.receivedAt ??= Date.now();
       }
@@ -201,8 +205,11 @@ export function createLiveView() {
       push(item);
       mark();
     },
-    reset(recent) {
-      buffer = []; start = 0; total = 0; seen.clear();
+    /// Starts afresh (another server): `recent` from the backend, and the
+    /// server's name beside the count, so the fresh start is visible.
+    reset(recent, serverName) {
+      buffer = []; start = 0; total = 0; events = 0; dropped = 0; seen.clear();
+      source = serverName ?? '';
       for (const item of recent ?? []) this.add(item);
       mark();
     },

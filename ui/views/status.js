@@ -26,7 +26,7 @@ export function createStatusView({ invoke }) {
       case 'open': return s.raw ? 'raw mode (server does not speak holdline.v1)' : '';
       case 'backoff': {
         const left = Math.max(0, s.retry_at_ms - Date.now()) / 1000;
-        return `attempt ${s.attempt} · retry in ${left.toFixed(1)} s · ${causeText(s.cause)}`;
+        return `attempt ${s.attempt} · retry in ${left.toFixed(1)} s · ${s.reason ?? ''}`;
       }
       case 'needs_login': return s.reason;
       case 'stopped': return s.reason;
@@ -55,30 +55,4 @@ export function createStatusView({ invoke }) {
       $('#server-label').textContent = server ? `${server.name} · ${server.url}` : '';
     },
   };
-}
-
-export function causeText(cause) {
-  if (!cause) return '';
-  switch (cause.kind) {
-    case 'closed': return `server closed with ${cause.code}${cause.reason ? ': ' + cause.reason : ''}`;
-    case 'connection_lost': return `connection lost (1006): ${cause.detail}`;
-    case 'heartbeat_timeout': return `heartbeat timeout (${cause.silent_ms} ms silent)`;
-    case 'probe_failed': return `no answer after ${cause.trigger.replace('_', ' ')}`;
-    case 'not_ready': return `no ${cause.waiting_for} from the server`;
-    case 'login_refused': return `login refused: ${cause.detail}`;
-    case 'protocol': return `protocol error: ${cause.detail}`;
-    case 'connect': return connectErrorText(cause.error);
-    default: return cause.kind.replace('_', ' ');
-  }
-}
-
-function connectErrorText(e) {
-  switch (e.kind) {
-    case 'refused': return `connection to ${e.addr} refused`;
-    case 'dns': return `DNS lookup of ${e.host} failed`;
-    case 'timeout': return `timed out while ${e.stage}`;
-    case 'tls': return `TLS: ${e.detail}`;
-    case 'http_status': return `HTTP ${e.status}${e.retry_after_s ? ` (Retry-After ${e.retry_after_s} s)` : ''}`;
-    default: return e.detail ?? e.kind;
-  }
 }

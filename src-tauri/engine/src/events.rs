@@ -24,6 +24,9 @@ pub enum ConnectionState {
         /// Wall-clock time of the next attempt, ms since the Unix epoch.
         retry_at_ms: i64,
         cause: Cause,
+        /// The cause in words, as the history says it: a UI shows this and
+        /// branches only on `cause.kind`.
+        reason: String,
     },
     NeedsLogin {
         reason: String,

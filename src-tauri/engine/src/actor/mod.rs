@@ -339,6 +339,7 @@ impl Actor {
             attempt,
             delay_ms: delay.as_millis() as u64,
             retry_at_ms,
+            reason: cause.to_string(),
             cause,
         });
     }

@@ -1,0 +1,90 @@
+//! Activating a server on Tauri's mock runtime, with real settings files:
+//! a saved feed the wire refuses is left out (and said so) without failing
+//! the activation, and an activation that fails leaves the previous server
+//! running and starts nothing.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tauri::Manager;
+use tauri::test::{mock_builder, mock_context, noop_assets};
+
+mod support;
+use support::{call, isolate};
+
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn refused_saved_feeds_are_left_out_and_a_failed_activation_starts_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    // One test in this binary, before any thread starts.
+    isolate(home.path());
+    let server =
+        tauri::async_runtime::block_on(holdline_server::start(holdline_server::ServerConfig {
+            tokens: vec!["activation-token".into()],
+            ..Default::default()
+        }))
+        .unwrap();
+    let mut app = holdline_app::build(mock_builder())
+        .build(mock_context(noop_assets()))
+        .expect("the app builds on the mock runtime");
+    let data_dir = app.path().app_data_dir().unwrap();
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let settings = json!({
+        "servers": [
+            {"id": "srv-ref", "name": "Reference", "url": format!("{}/", server.url())},
+            {"id": "srv-sio", "name": "Later", "url": "ws://127.0.0.1:9/",
+             "profile": {"protocol": "socket.io"}}
+        ],
+        "feeds": {"srv-ref": ["ok.feed", "bad name!"]},
+        "active_server": "srv-ref"
+    });
+    std::fs::write(data_dir.join("settings.json"), settings.to_string()).unwrap();
+    #[allow(deprecated)]
+    app.run_iteration(|_, _| {});
+    let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+
+    // The saved server is reopened; the refused name is left out, said so.
+    let snapshot = call(&webview, "snapshot", json!({})).unwrap();
+    assert_eq!(snapshot["active_server"], "srv-ref", "{snapshot}");
+    let feeds: Vec<&Value> = snapshot["engine"]["feeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["feed"])
+        .collect();
+    assert_eq!(feeds, [&json!("ok.feed")]);
+    wait_for("the left-out feed in the history", || {
+        let page = call(
+            &webview,
+            "history_query",
+            json!({"query": {"kinds": ["subscribe_failed"]}}),
+        )
+        .unwrap();
+        page["rows"].as_array().is_some_and(|rows| {
+            rows.iter()
+                .any(|r| r["message"].as_str().unwrap().contains("\"bad name!\""))
+        })
+    });
+
+    // A server whose wire this version does not speak: refused with the
+    // reason, and the previous server goes on as it was.
+    let refused = call(&webview, "connect", json!({"id": "srv-sio"})).unwrap_err();
+    assert_eq!(refused["code"], "invalid_profile", "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("socket.io"),
+        "{refused}"
+    );
+    let after = call(&webview, "snapshot", json!({})).unwrap();
+    assert_eq!(after["active_server"], "srv-ref");
+    assert_eq!(after["engine"]["feeds"][0]["feed"], "ok.feed");
+    assert_eq!(after["engine"]["url"], snapshot["engine"]["url"]);
+}
