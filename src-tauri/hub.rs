@@ -21,6 +21,15 @@ use crate::outbound::Outbound;
 use crate::settings::Settings;
 
 pub const DEMO_ID: &str = "local-demo";
+
+/// The lock's contents, also after a thread panicked holding it: the maps
+/// it guards stay consistent between statements, so there is nothing to
+/// repair.
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 /// The history's name for entries about the app rather than one server.
 pub const APP_SCOPE: &str = "app";
 
@@ -125,11 +134,7 @@ impl Hub {
 
     pub async fn server_infos(&self) -> Vec<ServerInfo> {
         let active = self.active_id().await;
-        let session = self
-            .session_tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let session = locked(&self.session_tokens).clone();
         let mut infos = Vec::new();
         for entry in self.servers() {
             let session_only = session.contains_key(&entry.id) && !entry.builtin;
@@ -227,21 +232,14 @@ impl Hub {
         match holdline_credentials::load(&url) {
             Ok(token) => token,
             Err(err) => {
-                *self
-                    .keyring_problem
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(err.to_string());
+                *locked(&self.keyring_problem) = Some(err.to_string());
                 None
             }
         }
     }
 
     pub fn keyring_status(&self) -> KeyringStatus {
-        let problem = self
-            .keyring_problem
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let problem = locked(&self.keyring_problem).clone();
         KeyringStatus {
             available: problem.is_none(),
             problem,
@@ -255,34 +253,19 @@ impl Hub {
         if remember {
             let (url, _) = FeedUrl::parse(&entry.url)?;
             if let Err(err) = holdline_credentials::store(&url, &token) {
-                *self
-                    .keyring_problem
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(err.to_string());
+                *locked(&self.keyring_problem) = Some(err.to_string());
                 return Err(err.into());
             }
-            *self
-                .keyring_problem
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = None;
-            self.session_tokens
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&entry.id);
+            *locked(&self.keyring_problem) = None;
+            locked(&self.session_tokens).remove(&entry.id);
         } else {
-            self.session_tokens
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(entry.id.clone(), token);
+            locked(&self.session_tokens).insert(entry.id.clone(), token);
         }
         Ok(())
     }
 
     pub fn forget_token(&self, entry: &ServerEntry) -> AppResult<()> {
-        self.session_tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&entry.id);
+        locked(&self.session_tokens).remove(&entry.id);
         if !entry.builtin {
             let (url, _) = FeedUrl::parse(&entry.url)?;
             holdline_credentials::delete(&url)?;
@@ -291,12 +274,7 @@ impl Hub {
     }
 
     fn token_for(&self, entry: &ServerEntry) -> Option<Token> {
-        let session = self
-            .session_tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&entry.id)
-            .cloned();
+        let session = locked(&self.session_tokens).get(&entry.id).cloned();
         session.or_else(|| self.keyring_token(entry))
     }
 
