@@ -110,10 +110,7 @@ pub async fn disconnect(hub: HubState<'_>) -> AppResult<()> {
 
 #[tauri::command]
 pub async fn reconnect_now(hub: HubState<'_>) -> AppResult<()> {
-    let engine = hub.engine().await?;
-    engine.connect().await?;
-    engine.reconnect_now().await?;
-    Ok(())
+    hub.reconnect_now().await
 }
 
 #[tauri::command]

@@ -318,16 +318,8 @@ impl Hub {
     fn engine_config(&self, url: FeedUrl, token: Option<Token>, profile: Profile) -> EngineConfig {
         let prefs: Preferences = self.settings.preferences();
         let mut config = EngineConfig::new(url, token);
-        let defaults = BackoffConfig::default();
-        config.backoff.initial = prefs
-            .backoff_initial_ms
-            .map(Duration::from_millis)
-            .unwrap_or(defaults.initial);
-        config.backoff.max = prefs
-            .backoff_max_ms
-            .map(Duration::from_millis)
-            .unwrap_or(defaults.max)
-            .max(config.backoff.initial);
+        config.backoff =
+            BackoffConfig::with_limits_ms(prefs.backoff_initial_ms, prefs.backoff_max_ms);
         if let Some(ms) = prefs.heartbeat_ms {
             config.heartbeat = holdline_engine::liveness::clamp_heartbeat(ms);
         }
@@ -505,6 +497,15 @@ impl Hub {
                 Err(err) => return Err(err.into()),
             }
         }
+        Ok(())
+    }
+
+    /// Connects the active server (again) at once: a disconnected one
+    /// connects, one in backoff skips its wait, an open one is replaced.
+    pub async fn reconnect_now(&self) -> AppResult<()> {
+        let engine = self.engine().await?;
+        engine.connect().await?;
+        engine.reconnect_now().await?;
         Ok(())
     }
 

@@ -61,10 +61,7 @@ pub fn install<R: Runtime>(app: &AppHandle<R>, hub: Arc<Hub>) -> tauri::Result<(
             "reconnect" => {
                 let hub = hub.clone();
                 tauri::async_runtime::spawn(async move {
-                    if let Ok(engine) = hub.engine().await {
-                        let _ = engine.connect().await;
-                        let _ = engine.reconnect_now().await;
-                    }
+                    let _ = hub.reconnect_now().await;
                 });
             }
             "quit" => app.exit(0),

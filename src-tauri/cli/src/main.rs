@@ -214,12 +214,10 @@ fn engine_config(
     profile: Profile,
 ) -> EngineConfig {
     let mut config = EngineConfig::new(url, token).with_profile(profile);
-    let initial = Duration::from_millis(connection.backoff_initial_ms.max(1));
-    config.backoff = BackoffConfig {
-        initial,
-        max: Duration::from_millis(connection.backoff_max_ms).max(initial),
-        ..BackoffConfig::default()
-    };
+    config.backoff = BackoffConfig::with_limits_ms(
+        Some(connection.backoff_initial_ms),
+        Some(connection.backoff_max_ms),
+    );
     config.extra_ca_file = connection.ca_file.clone();
     config
 }

@@ -26,6 +26,26 @@ impl Default for BackoffConfig {
     }
 }
 
+impl BackoffConfig {
+    /// The defaults with a user's first and longest delay, in ms where
+    /// given: the first at least 1 ms, the longest never below the first.
+    pub fn with_limits_ms(initial_ms: Option<u64>, max_ms: Option<u64>) -> BackoffConfig {
+        let defaults = BackoffConfig::default();
+        let initial = initial_ms
+            .map(|ms| Duration::from_millis(ms.max(1)))
+            .unwrap_or(defaults.initial);
+        let max = max_ms
+            .map(Duration::from_millis)
+            .unwrap_or(defaults.max)
+            .max(initial);
+        BackoffConfig {
+            initial,
+            max,
+            ..defaults
+        }
+    }
+}
+
 /// The attempt counter and the delay it implies.
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -80,6 +100,18 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_limits_keep_the_first_delay_positive_and_the_cap_above_it() {
+        let defaults = BackoffConfig::default();
+        assert_eq!(BackoffConfig::with_limits_ms(None, None), defaults);
+        let set = BackoffConfig::with_limits_ms(Some(0), Some(5));
+        assert_eq!(set.initial, Duration::from_millis(1));
+        assert_eq!(set.max, Duration::from_millis(5));
+        let crossed = BackoffConfig::with_limits_ms(Some(2000), Some(500));
+        assert_eq!(crossed.max, Duration::from_millis(2000));
+        assert_eq!(crossed.jitter, defaults.jitter);
+    }
 
     fn secs(n: f64) -> Duration {
         Duration::from_secs_f64(n)
