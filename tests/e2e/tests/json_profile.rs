@@ -55,6 +55,17 @@ async fn add_json_server(app: &DrivenApp, url: &str, profile: &str) {
     app.click("[data-testid=login-submit]").await;
 }
 
+/// Waits until the app shows `server` as the active server with the form
+/// closed: the layout no longer moves under the next click, and the state
+/// shown is this server's, not the previous one's.
+async fn wait_active(app: &DrivenApp, server: &JsonServer) {
+    app.css("#login-form[hidden]").await;
+    app.css(&format!(".server.active .name[title='{}']", server.url()))
+        .await;
+    app.text_until("[data-testid=state]", "state open", |t| t == "open")
+        .await;
+}
+
 async fn subscribe(app: &DrivenApp, server: &JsonServer, feed: &str) {
     let before = subs(server);
     app.type_into("[data-testid=feed-name]", feed).await;
@@ -106,8 +117,7 @@ async fn a_json_server_added_through_the_ui_delivers_in_order_and_marks_disconti
         numbered.received().iter().any(|f| f["op"] == "login")
     })
     .await;
-    app.text_until("[data-testid=state]", "state open", |t| t == "open")
-        .await;
+    wait_active(&app, &numbered).await;
     subscribe(&app, &numbered, "px").await;
     let run = numbered.run_of("px");
     // Live, no cursor: the feed starts at the first event it receives (1);
@@ -145,8 +155,7 @@ async fn a_json_server_added_through_the_ui_delivers_in_order_and_marks_disconti
         plain.received().iter().any(|f| f["op"] == "login")
     })
     .await;
-    app.text_until("[data-testid=state]", "state open", |t| t == "open")
-        .await;
+    wait_active(&app, &plain).await;
     subscribe(&app, &plain, "chat").await;
     plain.publish("chat", json!("before"));
     app.css("[data-testid=event-row][data-feed=chat]").await;
