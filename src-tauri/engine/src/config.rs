@@ -26,8 +26,11 @@ pub struct EngineConfig {
     /// How long a hole may stay open before re-subscribing from the cursor.
     pub gap_timeout: Duration,
     pub outbox_capacity: usize,
-    /// Deliveries queued for a slow consumer before the engine waits
-    /// (approximately: they travel in batches of up to 256 frames' worth).
+    /// Deliveries that may wait for a slow consumer before the engine
+    /// stops reading the socket. They wait in whole read turns (up to
+    /// `FRAMES_PER_TURN` each), so the bound is this rounded down to whole
+    /// turns, and never below two turns; `docs/benchmarks.md` gives the memory
+    /// it can take.
     pub delivery_buffer: usize,
     /// The largest frame accepted from the server.
     pub max_incoming_frame_bytes: usize,
@@ -49,7 +52,8 @@ impl EngineConfig {
             reorder_window: 1024,
             gap_timeout: Duration::from_secs(2),
             outbox_capacity: 1000,
-            delivery_buffer: 4096,
+            // Sixteen read turns: what the throughput figures were taken with.
+            delivery_buffer: 16 * crate::actor::FRAMES_PER_TURN,
             max_incoming_frame_bytes: 16 << 20,
             extra_ca_file: None,
             profile: Profile::holdline(),

@@ -94,8 +94,10 @@ impl Engine {
         stores: Stores,
     ) -> Result<(Engine, Deliveries), EngineError> {
         let (command_tx, command_rx) = mpsc::channel(256);
-        // Deliveries travel in batches of up to one turn (256 frames).
-        let (delivery_tx, delivery_rx) = mpsc::channel((config.delivery_buffer / 256).max(2));
+        // Deliveries travel in batches of up to one read turn; the channel
+        // holds as many whole turns as `delivery_buffer` covers.
+        let batches = (config.delivery_buffer / actor::FRAMES_PER_TURN).max(2);
+        let (delivery_tx, delivery_rx) = mpsc::channel(batches);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (state_tx, state_rx) = watch::channel(ConnectionState::Idle);
         let server_key: Arc<str> = Arc::from(config.url.server_key());

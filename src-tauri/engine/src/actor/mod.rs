@@ -43,7 +43,7 @@ use crate::wire::{Out, Wire};
 /// are only counted, so a hostile server cannot flood the history.
 const MALFORMED_RECORDED_PER_CONNECTION: u32 = 50;
 /// Frames handled per wake-up before timers and commands get a look in.
-const FRAMES_PER_TURN: usize = 2048;
+pub(crate) const FRAMES_PER_TURN: usize = 2048;
 
 pub(crate) enum Command {
     Connect,
