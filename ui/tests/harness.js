@@ -25,6 +25,8 @@ export async function serveUi() {
   return { url: `http://127.0.0.1:${server.address().port}/`, close: () => server.close() };
 }
 
+/// The UI served on loopback and one Chromium; each test opens a fresh
+/// page (with a fresh fake backend) from it, so no test sees another's state.
 export async function openUi() {
   const ui = await serveUi();
   const browser = await chromium.launch({
@@ -32,15 +34,16 @@ export async function openUi() {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  const errors = [];
-  page.on('pageerror', (err) => errors.push(err));
-  await page.addInitScript({ path: fileURLToPath(new URL('./fake-bridge.js', import.meta.url)) });
-  await page.goto(ui.url);
-  await page.getByTestId('state').filter({ hasText: 'open' }).waitFor();
   return {
-    page,
-    errors,
+    async page() {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      const errors = [];
+      page.on('pageerror', (err) => errors.push(err));
+      await page.addInitScript({ path: fileURLToPath(new URL('./fake-bridge.js', import.meta.url)) });
+      await page.goto(ui.url);
+      await page.getByTestId('state').filter({ hasText: 'open' }).waitFor();
+      return { page, errors };
+    },
     async close() { await browser.close(); ui.close(); },
   };
 }
