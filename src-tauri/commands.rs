@@ -184,18 +184,18 @@ pub async fn history_query(hub: HubState<'_>, query: HistoryQuery) -> AppResult<
         .map_err(Into::into)
 }
 
-/// Writes the matching history as JSON lines to `path`, or to a file the
-/// user picks when no path is given.
+/// Writes the matching history as JSON lines to a file the user picks in
+/// the native save dialog; the webview never names a path.
 #[tauri::command]
 pub async fn history_export<R: Runtime>(
     app: AppHandle<R>,
     hub: HubState<'_>,
+    destination: State<'_, crate::ExportDestination>,
     query: HistoryQuery,
-    path: Option<String>,
 ) -> AppResult<ExportResult> {
-    let path = match path {
-        Some(path) => std::path::PathBuf::from(path),
-        None => {
+    let path = match &*destination {
+        crate::ExportDestination::Fixed(path) => path.clone(),
+        crate::ExportDestination::Dialog => {
             use tauri_plugin_dialog::DialogExt;
             let picked = app
                 .dialog()

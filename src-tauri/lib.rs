@@ -25,20 +25,40 @@ pub use crate::dto::{AppSnapshot, ServerInfo, UiBatch};
 pub use crate::error::AppError;
 pub use crate::hub::Hub;
 
+/// Where an exported history goes: the file the user picks in the native
+/// save dialog, or (for tests, which have no one to pick) a fixed path.
+pub enum ExportDestination {
+    Dialog,
+    Fixed(std::path::PathBuf),
+}
+
 /// The builder, for any runtime: tests pass `tauri::test::mock_builder()`.
 /// `run` assembles it with the desktop integrations too (tray, single
 /// instance, window state, start at login, notifications).
 pub fn build<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
-    assemble(builder, false)
+    assemble(builder, false, ExportDestination::Dialog)
 }
 
-fn assemble<R: Runtime>(builder: tauri::Builder<R>, desktop: bool) -> tauri::Builder<R> {
+/// `build`, with history exports written to `path` instead of asking.
+pub fn build_exporting_to<R: Runtime>(
+    builder: tauri::Builder<R>,
+    path: std::path::PathBuf,
+) -> tauri::Builder<R> {
+    assemble(builder, false, ExportDestination::Fixed(path))
+}
+
+fn assemble<R: Runtime>(
+    builder: tauri::Builder<R>,
+    desktop: bool,
+    export: ExportDestination,
+) -> tauri::Builder<R> {
     let builder = if desktop {
         desktop::plugins(builder)
     } else {
         builder
     };
     builder
+        .manage(export)
         .plugin(tauri_plugin_store::Builder::new().build())
         .plugin(tauri_plugin_dialog::init())
         .invoke_handler(tauri::generate_handler![
@@ -156,7 +176,7 @@ struct DemoServer(#[allow(dead_code)] holdline_server::RunningServer);
 struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
 
 pub fn run() {
-    let app = assemble(tauri::Builder::default(), true);
+    let app = assemble(tauri::Builder::default(), true, ExportDestination::Dialog);
     if let Err(err) = app.run(tauri::generate_context!()) {
         eprintln!("holdline: {err}");
         std::process::exit(1);

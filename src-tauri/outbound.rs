@@ -71,20 +71,34 @@ impl Outbound {
         self.lock().recent.clear();
     }
 
-    /// Sends what is pending; drops channels whose window is gone.
+    /// Sends what is pending; drops channels whose window is gone. The
+    /// sending happens outside the lock, so the delivery pump that pushes
+    /// meanwhile never waits on IPC.
     pub fn flush(&self) {
-        let mut state = self.lock();
-        if state.pending.is_empty() {
-            return;
-        }
-        let items: Vec<Box<RawValue>> = state.pending.drain(..).collect();
-        let dropped = std::mem::take(&mut state.dropped);
+        let (items, dropped, channels) = {
+            let mut state = self.lock();
+            if state.pending.is_empty() {
+                return;
+            }
+            let items: Vec<Box<RawValue>> = state.pending.drain(..).collect();
+            let dropped = std::mem::take(&mut state.dropped);
+            (items, dropped, state.channels.clone())
+        };
         let batches = split(items, dropped);
-        state.channels.retain(|channel| {
-            batches
-                .iter()
-                .all(|batch| channel.send(batch.clone()).is_ok())
-        });
+        let gone: Vec<u32> = channels
+            .iter()
+            .filter(|channel| {
+                !batches
+                    .iter()
+                    .all(|batch| channel.send(batch.clone()).is_ok())
+            })
+            .map(|channel| channel.id())
+            .collect();
+        if !gone.is_empty() {
+            self.lock()
+                .channels
+                .retain(|channel| !gone.contains(&channel.id()));
+        }
     }
 
     pub async fn run_flusher(self: std::sync::Arc<Self>) {

@@ -44,7 +44,8 @@ fn a_payload_token_is_sent_and_recorded_nowhere() {
         token: Some(TOKEN.into()),
         ..JsonServerConfig::default()
     }));
-    let mut app = holdline_app::build(mock_builder())
+    let export_path = home.path().join("export.jsonl");
+    let mut app = holdline_app::build_exporting_to(mock_builder(), export_path.clone())
         .build(mock_context(noop_assets()))
         .expect("the app builds on the mock runtime");
     #[allow(deprecated)]
@@ -105,13 +106,7 @@ fn a_payload_token_is_sent_and_recorded_nowhere() {
         r#"{"op":"login","token":"<redacted>"}"#
     );
 
-    let export_path = home.path().join("export.jsonl");
-    let exported = call(
-        &webview,
-        "history_export",
-        json!({"query": {}, "path": export_path}),
-    )
-    .unwrap();
+    let exported = call(&webview, "history_export", json!({"query": {}})).unwrap();
     assert!(exported["count"].as_u64().unwrap() > 0);
     let export = std::fs::read_to_string(&export_path).unwrap();
     assert!(export.contains("<redacted>"), "the login is in the export");

@@ -28,7 +28,8 @@ fn commands_validate_input_and_drive_the_engine() {
             ..Default::default()
         }))
         .unwrap();
-    let mut app = holdline_app::build(mock_builder())
+    let export_path = home.path().join("export.jsonl");
+    let mut app = holdline_app::build_exporting_to(mock_builder(), export_path.clone())
         .build(mock_context(noop_assets()))
         .expect("the app builds on the mock runtime");
     // Setup (database, Local demo, hub) runs on the first loop iteration;
@@ -169,14 +170,19 @@ fn commands_validate_input_and_drive_the_engine() {
             .iter()
             .all(|r| r["kind"] == "connected")
     );
-    let export_path = home.path().join("export.jsonl");
+    // The export goes where the save dialog says (here: the path the test
+    // built the app with); a path the webview passes is not one.
+    let elsewhere = home.path().join("chosen-by-the-webview.jsonl");
     let exported = call(
         &webview,
         "history_export",
-        json!({"query": {}, "path": export_path}),
+        json!({"query": {}, "path": elsewhere}),
     )
     .unwrap();
     assert!(exported["count"].as_u64().unwrap() > 0);
+    assert_eq!(exported["path"], export_path.display().to_string());
+    assert!(export_path.exists());
+    assert!(!elsewhere.exists());
 
     // Unknown servers and removing the demo are refused.
     let unknown = call(&webview, "connect", json!({"id": "nope"})).unwrap_err();

@@ -57,7 +57,7 @@ export function createLogView({ invoke, announce }) {
   more.addEventListener('click', () => load(true));
   $('#log-export').addEventListener('click', async () => {
     try {
-      const result = await invoke('history_export', { query: query(null), path: null });
+      const result = await invoke('history_export', { query: query(null) });
       if (result.path) announce(`Exported ${result.count} entries to ${result.path}`);
     } catch (err) {
       announce(err.message);
