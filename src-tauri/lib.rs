@@ -2,6 +2,23 @@
 //! engine (`holdline-engine`) in commands, keeps settings, tokens and
 //! history, and streams state to the UI in `ui/`.
 
+include!("command_list.rs");
+
+macro_rules! handlers {
+    ($($name:ident),*) => {
+        tauri::generate_handler![$(commands::$name),*]
+    };
+}
+
+macro_rules! names {
+    ($($name:ident),*) => {
+        &[$(stringify!($name)),*]
+    };
+}
+
+/// Every command the UI may invoke.
+pub const COMMANDS: &[&str] = with_commands!(names);
+
 mod alerts;
 mod commands;
 mod desktop;
@@ -61,25 +78,7 @@ fn assemble<R: Runtime>(
         .manage(export)
         .plugin(tauri_plugin_store::Builder::new().build())
         .plugin(tauri_plugin_dialog::init())
-        .invoke_handler(tauri::generate_handler![
-            commands::servers_list,
-            commands::server_save,
-            commands::server_remove,
-            commands::login,
-            commands::logout,
-            commands::connect,
-            commands::disconnect,
-            commands::reconnect_now,
-            commands::subscribe,
-            commands::unsubscribe,
-            commands::publish,
-            commands::snapshot,
-            commands::events_attach,
-            commands::history_query,
-            commands::history_export,
-            commands::settings_get,
-            commands::settings_save,
-        ])
+        .invoke_handler(with_commands!(handlers))
         .setup(move |app| {
             let handle = app.handle().clone();
             tauri::async_runtime::block_on(setup(handle, desktop))?;
@@ -180,5 +179,29 @@ pub fn run() {
     if let Err(err) = app.run(tauri::generate_context!()) {
         eprintln!("holdline: {err}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The capability grants exactly one permission per command, and
+    /// `core:event:default`, nothing else.
+    #[test]
+    fn the_capability_grants_exactly_the_commands() {
+        let conf: serde_json::Value =
+            serde_json::from_str(include_str!("../tauri.conf.json")).expect("tauri.conf.json");
+        let granted: Vec<&str> = conf["app"]["security"]["capabilities"][0]["permissions"]
+            .as_array()
+            .expect("a capability with permissions")
+            .iter()
+            .filter_map(|p| p.as_str())
+            .collect();
+        let mut expected = vec!["core:event:default".to_owned()];
+        expected.extend(
+            super::COMMANDS
+                .iter()
+                .map(|c| format!("allow-{}", c.replace('_', "-"))),
+        );
+        assert_eq!(granted, expected);
     }
 }
