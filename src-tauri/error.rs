@@ -48,17 +48,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::InvalidUrl(_) => "invalid_url",
-            AppError::Engine(e) => match e {
-                EngineError::InvalidUrl { .. } => "invalid_url",
-                EngineError::InvalidFeed { .. } => "invalid_feed",
-                EngineError::InvalidId { .. } => "invalid_id",
-                EngineError::OutboxFull { .. } => "outbox_full",
-                EngineError::TooLarge { .. } => "too_large",
-                EngineError::RawMode => "raw_mode",
-                EngineError::InvalidProfile { .. } => "invalid_profile",
-                EngineError::Storage { .. } => "storage",
-                EngineError::Stopped => "engine_stopped",
-            },
+            AppError::Engine(e) => e.code(),
             AppError::InvalidInput { .. } => "invalid_input",
             AppError::Profile(_) => "invalid_profile",
             AppError::Desktop { .. } => "desktop",

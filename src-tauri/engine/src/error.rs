@@ -26,7 +26,26 @@ pub enum EngineError {
     #[error("storage failed: {message}")]
     Storage { message: String },
     #[error("the engine has stopped")]
+    #[serde(rename = "engine_stopped")]
     Stopped,
+}
+
+impl EngineError {
+    /// The stable code a UI branches on: the same text as the `code` tag
+    /// this error serializes with (a test keeps the two equal).
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::InvalidUrl { .. } => "invalid_url",
+            EngineError::InvalidFeed { .. } => "invalid_feed",
+            EngineError::InvalidId { .. } => "invalid_id",
+            EngineError::OutboxFull { .. } => "outbox_full",
+            EngineError::TooLarge { .. } => "too_large",
+            EngineError::RawMode => "raw_mode",
+            EngineError::InvalidProfile { .. } => "invalid_profile",
+            EngineError::Storage { .. } => "storage",
+            EngineError::Stopped => "engine_stopped",
+        }
+    }
 }
 
 impl From<UrlError> for EngineError {
@@ -74,4 +93,41 @@ pub enum PublishError {
     },
     #[error("the engine stopped before the publish was acknowledged")]
     Stopped,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_is_the_serialized_tag() {
+        let all = [
+            EngineError::InvalidUrl {
+                message: String::new(),
+            },
+            EngineError::InvalidFeed {
+                feed: String::new(),
+                message: String::new(),
+            },
+            EngineError::InvalidId {
+                id: String::new(),
+                message: String::new(),
+            },
+            EngineError::OutboxFull { capacity: 1 },
+            EngineError::TooLarge { bytes: 2, limit: 1 },
+            EngineError::RawMode,
+            EngineError::InvalidProfile {
+                key: String::new(),
+                message: String::new(),
+            },
+            EngineError::Storage {
+                message: String::new(),
+            },
+            EngineError::Stopped,
+        ];
+        for err in all {
+            let tagged = serde_json::to_value(&err).unwrap();
+            assert_eq!(tagged["code"], err.code(), "{err:?}");
+        }
+    }
 }
