@@ -3,22 +3,10 @@
 //! the activation, and an activation that fails leaves the previous server
 //! running and starts nothing.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
-use tauri::Manager;
-use tauri::test::{mock_builder, mock_context, noop_assets};
 
 mod support;
-use support::{call, isolate};
-
-fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use support::{call, isolate, start_app, wait_for};
 
 #[test]
 fn refused_saved_feeds_are_left_out_and_a_failed_activation_starts_nothing() {
@@ -31,11 +19,6 @@ fn refused_saved_feeds_are_left_out_and_a_failed_activation_starts_nothing() {
             ..Default::default()
         }))
         .unwrap();
-    let mut app = holdline_app::build(mock_builder())
-        .build(mock_context(noop_assets()))
-        .expect("the app builds on the mock runtime");
-    let data_dir = app.path().app_data_dir().unwrap();
-    std::fs::create_dir_all(&data_dir).unwrap();
     let settings = json!({
         "servers": [
             {"id": "srv-ref", "name": "Reference", "url": format!("{}/", server.url())},
@@ -45,12 +28,9 @@ fn refused_saved_feeds_are_left_out_and_a_failed_activation_starts_nothing() {
         "feeds": {"srv-ref": ["ok.feed", "bad name!"]},
         "active_server": "srv-ref"
     });
-    std::fs::write(data_dir.join("settings.json"), settings.to_string()).unwrap();
-    #[allow(deprecated)]
-    app.run_iteration(|_, _| {});
-    let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
-        .build()
-        .unwrap();
+    let (_app, webview) = start_app(home.path(), |data_dir| {
+        std::fs::write(data_dir.join("settings.json"), settings.to_string()).unwrap();
+    });
 
     // The saved server is reopened; the refused name is left out, said so.
     let snapshot = call(&webview, "snapshot", json!({})).unwrap();

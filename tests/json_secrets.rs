@@ -3,37 +3,13 @@
 //! setting, history row, exported history or file the app wrote. The shell
 //! on Tauri's mock runtime, commands over IPC.
 
-use std::time::{Duration, Instant};
-
 use holdline_testkit::{JsonServer, JsonServerConfig};
 use serde_json::json;
-use tauri::test::{mock_builder, mock_context, noop_assets};
 
 mod support;
-use support::{call, isolate};
+use support::{assert_no_file_holds, call, files_under, isolate, start_app, wait_for};
 
 const TOKEN: &str = "json-shell-token-5e";
-
-fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
 
 #[test]
 fn a_payload_token_is_sent_and_recorded_nowhere() {
@@ -45,14 +21,7 @@ fn a_payload_token_is_sent_and_recorded_nowhere() {
         ..JsonServerConfig::default()
     }));
     let export_path = home.path().join("export.jsonl");
-    let mut app = holdline_app::build_exporting_to(mock_builder(), export_path.clone())
-        .build(mock_context(noop_assets()))
-        .expect("the app builds on the mock runtime");
-    #[allow(deprecated)]
-    app.run_iteration(|_, _| {});
-    let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
-        .build()
-        .unwrap();
+    let (_app, webview) = start_app(home.path(), |_| {});
 
     let profile = json!({
         "protocol": "json",
@@ -110,7 +79,7 @@ fn a_payload_token_is_sent_and_recorded_nowhere() {
     assert!(exported["count"].as_u64().unwrap() > 0);
     let export = std::fs::read_to_string(&export_path).unwrap();
     assert!(export.contains("<redacted>"), "the login is in the export");
-    let settings = files(home.path())
+    let settings = files_under(home.path())
         .into_iter()
         .find(|f| f.ends_with("settings.json"))
         .expect("settings written");
@@ -119,8 +88,5 @@ fn a_payload_token_is_sent_and_recorded_nowhere() {
             .unwrap()
             .contains("{token}")
     );
-    for file in files(home.path()) {
-        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned();
-        assert!(!text.contains(TOKEN), "token in {}", file.display());
-    }
+    assert_no_file_holds(home.path(), TOKEN);
 }

@@ -4,11 +4,9 @@
 //! refused profile saves nothing.
 
 use serde_json::{Value, json};
-use tauri::Manager;
-use tauri::test::{mock_builder, mock_context, noop_assets};
 
 mod support;
-use support::{call, isolate};
+use support::{call, isolate, start_app};
 
 /// `settings.json` as the release before profiles wrote it, plus one entry
 /// a hand edit broke.
@@ -32,22 +30,15 @@ fn last_releases_settings_load_unchanged_and_an_unreadable_entry_is_kept() {
     let home = tempfile::tempdir().unwrap();
     // One test in this binary, before any thread starts.
     isolate(home.path());
-    let mut app = holdline_app::build(mock_builder())
-        .build(mock_context(noop_assets()))
-        .expect("the app builds on the mock runtime");
-    let data_dir = app.path().app_data_dir().unwrap();
-    std::fs::create_dir_all(&data_dir).unwrap();
-    let file = data_dir.join("settings.json");
-    std::fs::write(
-        &file,
-        serde_json::to_vec_pretty(&last_release_file()).unwrap(),
-    )
-    .unwrap();
-    #[allow(deprecated)]
-    app.run_iteration(|_, _| {});
-    let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
-        .build()
+    let mut file = std::path::PathBuf::new();
+    let (_app, webview) = start_app(home.path(), |data_dir| {
+        file = data_dir.join("settings.json");
+        std::fs::write(
+            &file,
+            serde_json::to_vec_pretty(&last_release_file()).unwrap(),
+        )
         .unwrap();
+    });
 
     let servers = call(&webview, "servers_list", json!({})).unwrap();
     let names: Vec<&str> = servers

@@ -1,21 +1,10 @@
 //! The desktop shell with `tauri::test`'s mock runtime: commands invoked
 //! over IPC exactly as the UI invokes them, against a real reference server.
 
-use std::time::{Duration, Instant};
-
 use serde_json::json;
-use tauri::test::{mock_builder, mock_context, noop_assets};
 
 mod support;
-use support::{call, isolate};
-
-fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use support::{assert_no_file_holds, call, isolate, start_app, wait_for};
 
 #[test]
 fn commands_validate_input_and_drive_the_engine() {
@@ -29,16 +18,7 @@ fn commands_validate_input_and_drive_the_engine() {
         }))
         .unwrap();
     let export_path = home.path().join("export.jsonl");
-    let mut app = holdline_app::build_exporting_to(mock_builder(), export_path.clone())
-        .build(mock_context(noop_assets()))
-        .expect("the app builds on the mock runtime");
-    // Setup (database, Local demo, hub) runs on the first loop iteration;
-    // one iteration, not a loop, so the busy-loop warning does not apply.
-    #[allow(deprecated)]
-    app.run_iteration(|_, _| {});
-    let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
-        .build()
-        .unwrap();
+    let (_app, webview) = start_app(home.path(), |_| {});
 
     // Out of the box: the Local demo, first and active.
     let servers = call(&webview, "servers_list", json!({})).unwrap();
@@ -191,25 +171,5 @@ fn commands_validate_input_and_drive_the_engine() {
     assert_eq!(demo["code"], "invalid_input");
 
     // The token is in no file the app wrote.
-    for entry in walk(home.path()) {
-        let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap_or_default()).into_owned();
-        assert!(
-            !text.contains("shell-token"),
-            "token in {}",
-            entry.display()
-        );
-    }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
+    assert_no_file_holds(home.path(), "shell-token");
 }

@@ -36,3 +36,69 @@ pub fn isolate(home: &std::path::Path) {
         std::env::set_var("XDG_CONFIG_HOME", home.join("config"));
     }
 }
+
+pub type MockApp = tauri::App<tauri::test::MockRuntime>;
+pub type MockWebview = tauri::WebviewWindow<tauri::test::MockRuntime>;
+
+/// The app on the mock runtime with `home` as its world, history exports
+/// going to `home/export.jsonl`. `before_setup` gets the app's data
+/// directory before setup reads it (to lay down a settings file); setup
+/// (database, Local demo, hub) then runs in one loop iteration.
+pub fn start_app(
+    home: &std::path::Path,
+    before_setup: impl FnOnce(&std::path::Path),
+) -> (MockApp, MockWebview) {
+    use tauri::Manager;
+    use tauri::test::{mock_builder, mock_context, noop_assets};
+    let mut app = holdline_app::build_exporting_to(mock_builder(), home.join("export.jsonl"))
+        .build(mock_context(noop_assets()))
+        .expect("the app builds on the mock runtime");
+    let data_dir = app.path().app_data_dir().expect("a data directory");
+    std::fs::create_dir_all(&data_dir).expect("the data directory is made");
+    before_setup(&data_dir);
+    // One iteration, not a loop, so the busy-loop warning does not apply.
+    #[allow(deprecated)]
+    app.run_iteration(|_, _| {});
+    let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .expect("a window");
+    (app, webview)
+}
+
+/// Polls `check` until it holds, failing the test after 20 s.
+pub fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Every file under `dir`.
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Fails the test when any file under `dir` holds `secret`.
+pub fn assert_no_file_holds(dir: &std::path::Path, secret: &str) {
+    for file in files_under(dir) {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned();
+        assert!(
+            !text.contains(secret),
+            "the secret is in {}",
+            file.display()
+        );
+    }
+}

@@ -321,3 +321,15 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// Fails the test when any file under `dir` holds `secret`.
+pub fn assert_no_file_holds(dir: &Path, secret: &str) {
+    for file in files_under(dir) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "the secret leaked into {}",
+            file.display()
+        );
+    }
+}

@@ -9,7 +9,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use holdline_e2e::{DrivenApp, WAIT, can_drive, files_under, free_port, reference_server};
+use holdline_e2e::{
+    DrivenApp, WAIT, assert_no_file_holds, can_drive, files_under, free_port, reference_server,
+};
 use holdline_testkit::within;
 use serde_json::value::RawValue;
 
@@ -109,14 +111,7 @@ async fn log_in_subscribe_survive_a_server_restart_and_keep_the_token_in_the_key
             .any(|f| f.to_string_lossy().contains("settings.json")),
         "no settings written: {files:?}"
     );
-    for file in files {
-        let bytes = std::fs::read(&file).unwrap_or_default();
-        assert!(
-            !String::from_utf8_lossy(&bytes).contains(TOKEN),
-            "the token leaked into {}",
-            file.display()
-        );
-    }
+    assert_no_file_holds(home.path(), TOKEN);
     let _ = holdline_credentials::delete(&feed_url);
     server.shutdown().await;
 }

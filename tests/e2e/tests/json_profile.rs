@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use holdline_e2e::{DrivenApp, WAIT, can_drive, files_under};
+use holdline_e2e::{DrivenApp, WAIT, assert_no_file_holds, can_drive, files_under};
 use holdline_testkit::{JsonServer, JsonServerConfig, within};
 use serde_json::{Value, json};
 
@@ -201,12 +201,5 @@ async fn a_json_server_added_through_the_ui_delivers_in_order_and_marks_disconti
             .unwrap()
             .contains("{token}")
     );
-    for file in files {
-        let bytes = std::fs::read(&file).unwrap_or_default();
-        assert!(
-            !String::from_utf8_lossy(&bytes).contains(TOKEN),
-            "the token leaked into {}",
-            file.display()
-        );
-    }
+    assert_no_file_holds(home.path(), TOKEN);
 }
