@@ -1,7 +1,8 @@
 //! Activating a server on Tauri's mock runtime, with real settings files:
 //! a saved feed the wire refuses is left out (and said so) without failing
 //! the activation, and an activation that fails leaves the previous server
-//! running and starts nothing.
+//! running and starts nothing; a system trigger reaches the active engine
+//! and the history.
 
 use serde_json::{Value, json};
 
@@ -28,7 +29,7 @@ fn refused_saved_feeds_are_left_out_and_a_failed_activation_starts_nothing() {
         "feeds": {"srv-ref": ["ok.feed", "bad name!"]},
         "active_server": "srv-ref"
     });
-    let (_app, webview) = start_app(home.path(), |data_dir| {
+    let (app, webview) = start_app(home.path(), |data_dir| {
         std::fs::write(data_dir.join("settings.json"), settings.to_string()).unwrap();
     });
 
@@ -67,4 +68,34 @@ fn refused_saved_feeds_are_left_out_and_a_failed_activation_starts_nothing() {
     assert_eq!(after["active_server"], "srv-ref");
     assert_eq!(after["engine"]["feeds"][0]["feed"], "ok.feed");
     assert_eq!(after["engine"]["url"], snapshot["engine"]["url"]);
+
+    // A wake goes to the active engine (which probes its connection) and
+    // is recorded as the OS said it.
+    use tauri::Manager;
+    let hub = app
+        .state::<std::sync::Arc<holdline_app::Hub>>()
+        .inner()
+        .clone();
+    tauri::async_runtime::block_on(hub.on_trigger(holdline_triggers::SystemTrigger::Wake {
+        source: "test".into(),
+        detail: "woke after 42 s".into(),
+    }));
+    wait_for("both wake entries", || {
+        let page = call(
+            &webview,
+            "history_query",
+            json!({"query": {"kinds": ["wake"]}}),
+        )
+        .unwrap();
+        let messages: Vec<String> = page["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["message"].as_str().unwrap().to_owned())
+            .collect();
+        messages
+            .iter()
+            .any(|m| m == "system wake from test: woke after 42 s")
+            && messages.iter().any(|m| m.starts_with("system wake: "))
+    });
 }
