@@ -224,3 +224,48 @@ async fn a_server_without_holdline_v1_runs_in_raw_mode() {
     assert_eq!(err, holdline_engine::EngineError::RawMode);
     engine.shutdown().await;
 }
+
+/// Publishes waiting in the outbox are not sent to a server that turned out
+/// to speak raw WebSocket: they wait for a `holdline.v1` connection.
+#[tokio::test]
+async fn the_outbox_is_not_sent_to_a_raw_server() {
+    let (first_tx, mut first_rx) = tokio::sync::mpsc::unbounded_channel();
+    let addr = scripted(false, move |mut peer| {
+        let first_tx = first_tx.clone();
+        async move {
+            peer.send(Message::text("hello raw")).await.unwrap();
+            // What the client sends first after that, on each connection
+            // (the first one, which offered holdline.v1, the client drops).
+            let first = peer.next().await;
+            let _ = first_tx.send(format!("{first:?}"));
+        }
+    })
+    .await;
+    let (engine, mut deliveries) = open_engine(fast_config(&format!("ws://{addr}"), TOKEN));
+    let _pending = engine
+        .publish("f", data(1), Some("queued-1".into()))
+        .await
+        .unwrap();
+    engine.connect().await.unwrap();
+    let hello = within(WAIT, "raw text", deliveries.recv()).await.unwrap();
+    assert!(
+        matches!(hello, Delivery::Raw(RawFrame::Text(_))),
+        "{hello:?}"
+    );
+    engine.shutdown().await;
+    let mut firsts = Vec::new();
+    within(WAIT, "both connections' first reads", async {
+        while firsts.len() < 2 {
+            firsts.push(first_rx.recv().await.unwrap());
+        }
+    })
+    .await;
+    assert!(
+        firsts.iter().any(|f| f.contains("Close")),
+        "the raw connection closes cleanly: {firsts:?}"
+    );
+    assert!(
+        !firsts.iter().any(|f| f.contains("Text")),
+        "nothing was published to the raw server: {firsts:?}"
+    );
+}

@@ -221,8 +221,12 @@ impl Wire for HoldlineWire {
         Ok(())
     }
 
+    /// In raw mode nothing goes out: the outbox keeps the publish for the
+    /// next `holdline.v1` connection.
     fn publish(&mut self, entry: &OutboxEntry, out: &mut Out) {
-        out.send_text(publish_frame(entry).to_json());
+        if !self.raw {
+            out.send_text(publish_frame(entry).to_json());
+        }
     }
 
     fn acks_publishes(&self) -> bool {
