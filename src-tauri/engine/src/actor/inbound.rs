@@ -249,7 +249,7 @@ impl Actor {
         self.record_markers(marked);
     }
 
-    fn on_ack(&mut self, id: String, seq: Option<u64>) {
+    pub(super) fn on_ack(&mut self, id: String, seq: Option<u64>) {
         let feed = self
             .outbox
             .items()

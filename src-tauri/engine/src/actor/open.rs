@@ -13,8 +13,6 @@ use tracing::debug;
 use super::{Actor, FRAMES_PER_TURN, Phase, Session};
 use crate::cause::{Cause, Trigger};
 use crate::dial::{Dialed, Socket};
-use crate::error::PublishAck;
-use crate::events::{EngineEvent, PublishStatus, PublishUpdate};
 use crate::liveness::Liveness;
 use crate::wire::Frame;
 
@@ -196,33 +194,11 @@ impl Actor {
         }
     }
 
-    /// Publishes on a wire without acks are done once written.
+    /// Publishes on a wire without acks are done once written: each is
+    /// settled as if acknowledged, with no seq.
     fn settle_written(&mut self) {
         for id in std::mem::take(&mut self.settle_when_written) {
-            let feed = self
-                .outbox
-                .items()
-                .find(|(entry, _)| entry.id == id)
-                .map(|(entry, _)| entry.feed.clone())
-                .unwrap_or_default();
-            let (entry, stored) = self.outbox.settle(
-                &id,
-                Ok(PublishAck {
-                    id: id.clone(),
-                    feed,
-                    seq: None,
-                }),
-            );
-            if let Err(err) = stored {
-                self.record_storage_error(&err);
-            }
-            if let Some(entry) = entry {
-                self.emit(EngineEvent::Publish(PublishUpdate {
-                    id,
-                    feed: entry.feed,
-                    status: PublishStatus::Acked { seq: None },
-                }));
-            }
+            self.on_ack(id, None);
         }
     }
 
