@@ -52,7 +52,9 @@ impl MalformedFrame {
     }
 }
 
-fn excerpt(text: &str) -> &str {
+/// The start of `text` kept for a record: at most
+/// [`MALFORMED_EXCERPT_BYTES`], cut at a character boundary.
+pub fn excerpt(text: &str) -> &str {
     if text.len() <= MALFORMED_EXCERPT_BYTES {
         return text;
     }

@@ -8,7 +8,7 @@ mod decode;
 pub mod frames;
 pub mod names;
 
-pub use decode::{MalformedFrame, decode_client_frame, decode_server_frame};
+pub use decode::{MalformedFrame, decode_client_frame, decode_server_frame, excerpt};
 pub use frames::*;
 pub use names::{NameError, validate_feed_name, validate_request_id};
 

@@ -42,7 +42,7 @@ pub(crate) struct HoldlineWire {
 }
 
 impl HoldlineWire {
-    pub fn new(config: &EngineConfig, _token: Option<Token>) -> Self {
+    pub fn new(config: &EngineConfig) -> Self {
         HoldlineWire {
             profile: config.profile.clone(),
             welcome_within: config.connect_timeout,

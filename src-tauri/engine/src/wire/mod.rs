@@ -246,9 +246,9 @@ pub(crate) fn for_profile(config: &EngineConfig) -> Result<Box<dyn Wire>, Engine
     let profile: &Profile = &config.profile;
     let token = config.token.clone();
     Ok(match &profile.wire {
-        WireProfile::Holdline => Box::new(holdline::HoldlineWire::new(config, token)),
-        WireProfile::Raw => Box::new(raw::RawWire::new(profile, token)),
-        WireProfile::Json(json) => Box::new(json::JsonWire::new(profile, json, config, token)),
+        WireProfile::Holdline => Box::new(holdline::HoldlineWire::new(config)),
+        WireProfile::Raw => Box::new(raw::RawWire::new(profile)),
+        WireProfile::Json(json) => Box::new(json::JsonWire::new(profile, json, token)),
         WireProfile::SocketIo(_) | WireProfile::Mqtt(_) | WireProfile::GraphqlWs(_) => {
             return Err(EngineError::InvalidProfile {
                 key: "protocol".into(),

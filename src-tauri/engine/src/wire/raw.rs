@@ -19,7 +19,7 @@ pub(crate) struct RawWire {
 }
 
 impl RawWire {
-    pub fn new(profile: &Profile, _token: Option<Token>) -> Self {
+    pub fn new(profile: &Profile) -> Self {
         RawWire {
             profile: profile.clone(),
         }

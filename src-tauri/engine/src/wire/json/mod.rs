@@ -18,7 +18,6 @@ use super::{
     WireEvent,
 };
 use crate::cause::Cause;
-use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::policy::{CloseRule, protocol_close_rule};
 use crate::profile::{JsonProfile, Placeholder, Profile, REDACTED, Sequence, Template, Vars};
@@ -43,12 +42,7 @@ pub(crate) struct JsonWire {
 }
 
 impl JsonWire {
-    pub fn new(
-        profile: &Profile,
-        rules: &JsonProfile,
-        _config: &EngineConfig,
-        token: Option<Token>,
-    ) -> Self {
+    pub fn new(profile: &Profile, rules: &JsonProfile, token: Option<Token>) -> Self {
         JsonWire {
             profile: profile.clone(),
             replays: rules
@@ -65,24 +59,31 @@ impl JsonWire {
         }
     }
 
-    /// Renders `template` twice: for the wire, and with the token redacted
-    /// for the record when the two differ.
-    fn send(&self, what: &'static str, template: &Template, vars: Vars<'_>, out: &mut Out) {
+    /// Sends `template` rendered with the token. A frame the history
+    /// shows (`recorded_as`: login, subscribe, unsubscribe) is rendered a
+    /// second time for the record, the token redacted, when it holds one.
+    fn send(
+        &self,
+        recorded_as: Option<&'static str>,
+        template: &Template,
+        vars: Vars<'_>,
+        out: &mut Out,
+    ) {
         let token = self.token.as_ref().map(Token::expose);
         let text = template.render_text(&Vars { token, ..vars });
-        let recorded = if token.is_some() && template.uses(&Placeholder::Token) {
-            template.render_text(&Vars {
-                token: Some(REDACTED),
-                ..vars
-            })
-        } else {
-            text.clone()
-        };
-        if what != "keepalive" && what != "answer" && what != "publish" {
+        if let Some(what) = recorded_as {
+            let frame = if token.is_some() && template.uses(&Placeholder::Token) {
+                template.render_text(&Vars {
+                    token: Some(REDACTED),
+                    ..vars
+                })
+            } else {
+                text.clone()
+            };
             out.item(Inbound::Sent {
                 what,
                 feed: vars.feed.map(str::to_owned),
-                frame: recorded,
+                frame,
             });
         }
         out.send_text(text);
@@ -111,7 +112,7 @@ impl JsonWire {
             .is_some_and(|m| message.matches(m))
         {
             return out.item(Inbound::End(Cause::LoginRefused {
-                detail: MalformedFrame::of_text(text, "").excerpt,
+                detail: holdline_protocol::excerpt(text).to_owned(),
             }));
         }
         if !self.ready
@@ -130,7 +131,7 @@ impl JsonWire {
                 answering: Some(&answering),
                 ..Vars::default()
             };
-            return self.send("answer", &send, vars, out);
+            return self.send(None, &send, vars, out);
         }
         if self.rules.ignore.iter().any(|m| message.matches(m)) {
             return;
@@ -248,7 +249,7 @@ impl Wire for JsonWire {
         self.ready = false;
         self.keepalive_at = self.rules.keepalive.as_ref().map(|k| now + k.every);
         for template in self.rules.on_open.clone() {
-            self.send("login", &template, Vars::default(), out);
+            self.send(Some("login"), &template, Vars::default(), out);
         }
         if self.rules.ready.is_some() {
             self.ready_deadline = Some(now + self.rules.ready_timeout);
@@ -279,7 +280,7 @@ impl Wire for JsonWire {
             id: Some(&id),
             ..Vars::default()
         };
-        self.send("subscribe", &template, vars, out);
+        self.send(Some("subscribe"), &template, vars, out);
     }
 
     fn unsubscribe(&mut self, feed: &str, out: &mut Out) {
@@ -292,7 +293,7 @@ impl Wire for JsonWire {
             id: Some(&id),
             ..Vars::default()
         };
-        self.send("unsubscribe", &template, vars, out);
+        self.send(Some("unsubscribe"), &template, vars, out);
     }
 
     fn check_publish(&self, entry: &OutboxEntry) -> Result<(), EngineError> {
@@ -323,7 +324,7 @@ impl Wire for JsonWire {
         if self.rules.ack.is_some() {
             self.awaiting_ack.insert(entry.id.clone());
         }
-        self.send("publish", &template, vars, out);
+        self.send(None, &template, vars, out);
     }
 
     fn acks_publishes(&self) -> bool {
@@ -350,7 +351,7 @@ impl Wire for JsonWire {
             && self.keepalive_at.is_some_and(|at| at <= now)
         {
             self.keepalive_at = Some(now + keepalive.every);
-            self.send("keepalive", &keepalive.send, Vars::default(), out);
+            self.send(None, &keepalive.send, Vars::default(), out);
         }
     }
 
