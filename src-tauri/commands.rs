@@ -41,12 +41,7 @@ pub async fn servers_list(hub: HubState<'_>) -> AppResult<Vec<ServerInfo>> {
 #[tauri::command]
 pub async fn server_save(hub: HubState<'_>, server: ServerInput) -> AppResult<ServerInfo> {
     let profile = server.profile.as_deref().map(parse_profile).transpose()?;
-    let entry = hub.save_server(
-        server.id,
-        server.name,
-        &server.url,
-        profile.map(|p| p.source),
-    )?;
+    let entry = hub.save_server(server.id, server.name, &server.url, profile)?;
     info(&hub, &entry.id).await
 }
 
@@ -77,7 +72,7 @@ pub async fn login(
     if token.len() > MAX_TOKEN_BYTES {
         return Err(AppError::invalid("the token is longer than 8 KiB"));
     }
-    let entry = hub.save_server(None, name, &url, profile.map(|p| p.source))?;
+    let entry = hub.save_server(None, name, &url, profile)?;
     if !token.is_empty() {
         hub.store_token(&entry, Token::new(token), remember)?;
     }

@@ -154,19 +154,16 @@ impl Hub {
         self.settings.servers().unreadable
     }
 
-    /// Adds or updates a server; the URL and the profile are validated by
-    /// the engine's own checks before anything is saved.
+    /// Adds or updates a server; the URL is validated by the engine, and
+    /// the profile comes already loaded (so valid) by its loader.
     pub fn save_server(
         &self,
         id: Option<String>,
         name: Option<String>,
         url: &str,
-        profile: Option<serde_json::Value>,
+        profile: Option<Profile>,
     ) -> AppResult<ServerEntry> {
         let (parsed, _) = FeedUrl::parse(url)?;
-        if let Some(profile) = &profile {
-            Profile::load(profile)?;
-        }
         let mut servers = self.settings.servers().servers;
         let id = id
             .or_else(|| {
@@ -191,7 +188,7 @@ impl Hub {
                 .unwrap_or_else(|| parsed.host().to_owned()),
             url: parsed.as_str().to_owned(),
             builtin: false,
-            profile,
+            profile: profile.map(|p| p.source),
         };
         match servers.iter_mut().find(|s| s.id == id) {
             Some(existing) => *existing = entry.clone(),
