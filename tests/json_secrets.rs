@@ -23,16 +23,8 @@ fn a_payload_token_is_sent_and_recorded_nowhere() {
     let export_path = home.path().join("export.jsonl");
     let (_app, webview) = start_app(home.path(), |_| {});
 
-    let profile = json!({
-        "protocol": "json",
-        "auth": "payload",
-        "headers": {"X-Trace": "holdline"},
-        "on_open": [{"op": "login", "token": "{token}"}],
-        "ready": {"/op": "ready"},
-        "subscribe": {"op": "sub", "ch": "{feed}", "since": "{since}"},
-        "event": {"match": {"/op": "ev"}, "feed": "/ch", "seq": "/n", "data": "/d"},
-        "ignore": [{"/op": "welcome"}, {"/op": "subscribed"}]
-    });
+    let mut profile = JsonServer::profile(true);
+    profile["headers"] = json!({"X-Trace": "holdline"});
     call(
         &webview,
         "login",

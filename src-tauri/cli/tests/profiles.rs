@@ -15,21 +15,6 @@ use tokio::process::Command;
 
 const SECRET: &str = "cli-json-secret-91";
 
-fn profile() -> Value {
-    json!({
-        "protocol": "json",
-        "auth": "payload",
-        "on_open": [{"op": "login", "token": "{token}"}],
-        "ready": {"/op": "ready"},
-        "refused": {"/op": "denied"},
-        "subscribe": {"op": "sub", "ch": "{feed}", "since": "{since}"},
-        "event": {"match": {"/op": "ev"}, "feed": "/ch", "seq": "/n", "epoch": "/run", "data": "/d"},
-        "publish": {"op": "pub", "ch": "{feed}", "id": "{id}", "d": "{data}"},
-        "ack": {"match": {"/op": "ok"}, "id": "/id", "seq": "/n"},
-        "ignore": [{"/op": "welcome"}, {"/op": "subscribed"}]
-    })
-}
-
 fn write_profile(dir: &Path, profile: &Value) -> PathBuf {
     let path = dir.join("profile.json");
     std::fs::write(&path, profile.to_string()).unwrap();
@@ -76,7 +61,7 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 async fn tail_with_a_profile_prints_event_lines_and_a_second_run_resumes_with_since() {
     let server = json_server(true).await;
     let dir = tempfile::tempdir().unwrap();
-    let profile = write_profile(dir.path(), &profile());
+    let profile = write_profile(dir.path(), &JsonServer::profile(true));
     for n in 1..=3 {
         server.publish("px", json!({"v": n}));
     }
@@ -119,7 +104,7 @@ async fn tail_prints_inferred_gaps_and_discontinuity_lines() {
     // Numbered: a hole nobody fills is an inferred gap line.
     let server = json_server(true).await;
     let dir = tempfile::tempdir().unwrap();
-    let profile = write_profile(dir.path(), &profile());
+    let profile = write_profile(dir.path(), &JsonServer::profile(true));
     server.publish("f", json!(1));
     server.publish_hidden("f", json!(2));
     server.publish_hidden("f", json!(3));
@@ -167,13 +152,7 @@ async fn tail_prints_inferred_gaps_and_discontinuity_lines() {
 
     // Unnumbered: a discontinuity line after the reconnect, before new events.
     let server = json_server(false).await;
-    let unnumbered = json!({
-        "protocol": "json", "auth": "payload",
-        "on_open": [{"op": "login", "token": "{token}"}], "ready": {"/op": "ready"},
-        "subscribe": {"op": "sub", "ch": "{feed}"},
-        "event": {"match": {"/op": "ev"}, "feed": "/ch", "data": "/d"},
-        "ignore": [{"/op": "welcome"}, {"/op": "subscribed"}]
-    });
+    let unnumbered = JsonServer::profile(false);
     let profile = write_profile(dir.path(), &unnumbered);
     let mut child = tail(
         &server.url(),
@@ -220,7 +199,7 @@ async fn tail_prints_inferred_gaps_and_discontinuity_lines() {
 async fn publish_with_a_profile_prints_the_ack_and_without_acks_a_null_seq() {
     let server = json_server(true).await;
     let dir = tempfile::tempdir().unwrap();
-    let profile = write_profile(dir.path(), &profile());
+    let profile = write_profile(dir.path(), &JsonServer::profile(true));
     let acked = run(cli()
         .args(["publish", &server.url(), "--profile"])
         .arg(&profile)
@@ -250,7 +229,7 @@ async fn publish_with_a_profile_prints_the_ack_and_without_acks_a_null_seq() {
 }
 
 fn profile_value_without(key: &str) -> Value {
-    let mut value = profile();
+    let mut value = JsonServer::profile(true);
     value.as_object_mut().unwrap().remove(key);
     value
 }
@@ -259,7 +238,7 @@ fn profile_value_without(key: &str) -> Value {
 async fn a_refused_login_exits_3() {
     let server = json_server(true).await;
     let dir = tempfile::tempdir().unwrap();
-    let profile = write_profile(dir.path(), &profile());
+    let profile = write_profile(dir.path(), &JsonServer::profile(true));
     let out =
         run(tail(&server.url(), &profile, dir.path(), &["--feed", "f"])
             .env("HOLDLINE_TOKEN", "wrong"))
@@ -403,7 +382,7 @@ async fn protocol_raw_prints_frames_without_feeds_and_publishes_text() {
 async fn the_token_in_a_template_is_in_no_output_and_no_file() {
     let server = json_server(true).await;
     let dir = tempfile::tempdir().unwrap();
-    let profile = write_profile(dir.path(), &profile());
+    let profile = write_profile(dir.path(), &JsonServer::profile(true));
     server.publish("f", json!(1));
     let out = run(tail(
         &server.url(),

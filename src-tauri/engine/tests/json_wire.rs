@@ -17,20 +17,7 @@ const SECRET: &str = "json-secret-42";
 
 /// The profile of the scripted server, as a user would write it.
 fn profile(extra: Value) -> Profile {
-    let mut base = json!({
-        "protocol": "json",
-        "auth": "payload",
-        "on_open": [{"op": "login", "token": "{token}"}],
-        "ready": {"/op": "ready"},
-        "refused": {"/op": "denied"},
-        "subscribe": {"op": "sub", "ch": "{feed}", "since": "{since}", "id": "{id}"},
-        "unsubscribe": {"op": "unsub", "ch": "{feed}"},
-        "event": {"match": {"/op": "ev"}, "feed": "/ch", "seq": "/n", "epoch": "/run", "data": "/d"},
-        "publish": {"op": "pub", "ch": "{feed}", "id": "{id}", "d": "{data}"},
-        "ack": {"match": {"/op": "ok"}, "id": "/id", "seq": "/n"},
-        "answer": [{"match": {"/op": "ping"}, "send": {"op": "pong", "ts": "{in:/ts}"}}],
-        "ignore": [{"/op": "welcome"}, {"/op": "subscribed"}]
-    });
+    let mut base = JsonServer::profile(true);
     if let (Value::Object(base), Value::Object(extra)) = (&mut base, extra) {
         for (key, value) in extra {
             if value.is_null() {

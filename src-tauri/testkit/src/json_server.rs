@@ -129,6 +129,30 @@ impl State {
 }
 
 impl JsonServer {
+    /// The `json` profile a user would write for this server; `numbered`
+    /// reads the seq and run id (for a server started with `numbered`).
+    pub fn profile(numbered: bool) -> Value {
+        let mut event = json!({"match": {"/op": "ev"}, "feed": "/ch", "data": "/d"});
+        if numbered {
+            event["seq"] = json!("/n");
+            event["epoch"] = json!("/run");
+        }
+        json!({
+            "protocol": "json",
+            "auth": "payload",
+            "on_open": [{"op": "login", "token": "{token}"}],
+            "ready": {"/op": "ready"},
+            "refused": {"/op": "denied"},
+            "subscribe": {"op": "sub", "ch": "{feed}", "since": "{since}", "id": "{id}"},
+            "unsubscribe": {"op": "unsub", "ch": "{feed}"},
+            "event": event,
+            "publish": {"op": "pub", "ch": "{feed}", "id": "{id}", "d": "{data}"},
+            "ack": {"match": {"/op": "ok"}, "id": "/id", "seq": "/n"},
+            "answer": [{"match": {"/op": "ping"}, "send": {"op": "pong", "ts": "{in:/ts}"}}],
+            "ignore": [{"/op": "welcome"}, {"/op": "subscribed"}]
+        })
+    }
+
     pub async fn start(config: JsonServerConfig) -> JsonServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await

@@ -7,27 +7,9 @@ use std::time::Duration;
 
 use holdline_e2e::{DrivenApp, WAIT, assert_no_file_holds, can_drive, files_under};
 use holdline_testkit::{JsonServer, JsonServerConfig, within};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const TOKEN: &str = "e2e-json-7c21";
-
-fn profile(numbered: bool) -> Value {
-    let mut event = json!({"match": {"/op": "ev"}, "feed": "/ch", "data": "/d"});
-    if numbered {
-        event["seq"] = json!("/n");
-        event["epoch"] = json!("/run");
-    }
-    json!({
-        "protocol": "json",
-        "auth": "payload",
-        "on_open": [{"op": "login", "token": "{token}"}],
-        "ready": {"/op": "ready"},
-        "refused": {"/op": "denied"},
-        "subscribe": {"op": "sub", "ch": "{feed}", "since": "{since}"},
-        "event": event,
-        "ignore": [{"/op": "welcome"}, {"/op": "subscribed"}]
-    })
-}
 
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     within(WAIT, what, async {
@@ -99,7 +81,7 @@ async fn a_json_server_added_through_the_ui_delivers_in_order_and_marks_disconti
     .await;
 
     // A profile the loader refuses: its message at the form, nothing dialed.
-    let mut bad = profile(true);
+    let mut bad = JsonServer::profile(true);
     bad["event"]["seq"] = json!("n");
     add_json_server(&app, &numbered.url(), &bad.to_string()).await;
     app.text_until("[data-testid=profile-error]", "the profile error", |t| {
@@ -111,7 +93,9 @@ async fn a_json_server_added_through_the_ui_delivers_in_order_and_marks_disconti
     // The good profile: logs in, subscribes, puts events in order.
     let box_ = app.css("[data-testid=server-profile]").await;
     box_.clear().await.unwrap();
-    box_.send_keys(&profile(true).to_string()).await.unwrap();
+    box_.send_keys(&JsonServer::profile(true).to_string())
+        .await
+        .unwrap();
     app.click("[data-testid=login-submit]").await;
     wait_until("the login", || {
         numbered.received().iter().any(|f| f["op"] == "login")
@@ -150,7 +134,7 @@ async fn a_json_server_added_through_the_ui_delivers_in_order_and_marks_disconti
         ..JsonServerConfig::default()
     })
     .await;
-    add_json_server(&app, &plain.url(), &profile(false).to_string()).await;
+    add_json_server(&app, &plain.url(), &JsonServer::profile(false).to_string()).await;
     wait_until("the login", || {
         plain.received().iter().any(|f| f["op"] == "login")
     })
