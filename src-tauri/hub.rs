@@ -416,12 +416,10 @@ impl Hub {
             // for every attached window. Committing after that means a crash
             // in between repeats the delivery instead of skipping it.
             while let Some(delivery) = deliveries.recv().await {
-                let reached = delivery
-                    .cursor()
-                    .map(|(feed, cursor)| (feed.to_owned(), cursor));
+                let reached = delivery.progress();
                 outbound.push(UiItem::from_delivery(delivery));
-                if let Some((feed, cursor)) = reached
-                    && let Err(err) = deliveries.commit_cursor(&feed, &cursor)
+                if !reached.is_empty()
+                    && let Err(err) = deliveries.commit_progress(&reached)
                 {
                     tracing::error!(%err, "cursor not saved");
                 }

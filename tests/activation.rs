@@ -23,8 +23,8 @@ fn refused_saved_feeds_are_left_out_and_a_failed_activation_starts_nothing() {
     let settings = json!({
         "servers": [
             {"id": "srv-ref", "name": "Reference", "url": format!("{}/", server.url())},
-            {"id": "srv-sio", "name": "Later", "url": "ws://127.0.0.1:9/",
-             "profile": {"protocol": "socket.io"}}
+            {"id": "srv-later", "name": "Later", "url": "ws://127.0.0.1:9/",
+             "profile": {"protocol": "mqtt"}}
         ],
         "feeds": {"srv-ref": ["ok.feed", "bad name!"]},
         "active_server": "srv-ref"
@@ -58,10 +58,10 @@ fn refused_saved_feeds_are_left_out_and_a_failed_activation_starts_nothing() {
 
     // A server whose wire this version does not speak: refused with the
     // reason, and the previous server goes on as it was.
-    let refused = call(&webview, "connect", json!({"id": "srv-sio"})).unwrap_err();
+    let refused = call(&webview, "connect", json!({"id": "srv-later"})).unwrap_err();
     assert_eq!(refused["code"], "invalid_profile", "{refused}");
     assert!(
-        refused["message"].as_str().unwrap().contains("socket.io"),
+        refused["message"].as_str().unwrap().contains("mqtt"),
         "{refused}"
     );
     let after = call(&webview, "snapshot", json!({})).unwrap();

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use holdline_engine::{Cursor, CursorStore, StoreError, aside_path, write_atomically};
+use holdline_engine::{Cursor, CursorStore, SessionMark, StoreError, aside_path, write_atomically};
 use serde::{Deserialize, Serialize};
 
 /// How often the cursors are written at most; a kill loses nothing either
@@ -32,6 +32,11 @@ struct LedgerFile {
     /// Bytes of the output file the cursors account for.
     output_bytes: u64,
     cursors: BTreeMap<String, Cursor>,
+    /// The session's resume point as of this save (lines carry none, so a
+    /// kill between saves presents an older one: the server then sends
+    /// again what came after it, and only numbered feeds drop those).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session: Option<SessionMark>,
 }
 
 /// Why a ledger could not be opened; the CLI maps it to an exit code.
@@ -90,6 +95,7 @@ struct LedgerState {
     /// Bytes of complete lines in FILE.
     written: u64,
     cursors: BTreeMap<String, Cursor>,
+    session: Option<SessionMark>,
     dirty: bool,
     last_write: Option<Instant>,
 }
@@ -148,9 +154,9 @@ impl OutputLedger {
             .metadata()
             .map_err(|e| io_error("reading", output_path, e))?
             .len();
-        let (mark, mut cursors) = match saved {
-            Some(saved) => (saved.output_bytes, saved.cursors),
-            None => (0, BTreeMap::new()),
+        let (mark, mut cursors, session) = match saved {
+            Some(saved) => (saved.output_bytes, saved.cursors, saved.session),
+            None => (0, BTreeMap::new(), None),
         };
         let written = if length < mark {
             recovery.shorter_than_recorded = true;
@@ -174,6 +180,7 @@ impl OutputLedger {
                 output,
                 written,
                 cursors,
+                session,
                 dirty: true,
                 last_write: None,
             }),
@@ -199,6 +206,16 @@ impl OutputLedger {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Persists a changed state now or, within `WRITE_INTERVAL` of the last
+    /// write, leaves it for the next save or `flush`.
+    fn changed(&self, state: &mut LedgerState) -> Result<(), StoreError> {
+        state.dirty = true;
+        let due = state
+            .last_write
+            .is_none_or(|at| at.elapsed() >= WRITE_INTERVAL);
+        if due { self.persist(state) } else { Ok(()) }
+    }
+
     fn persist(&self, state: &mut LedgerState) -> Result<(), StoreError> {
         // FILE's lines must be durable before a mark that counts them.
         state
@@ -210,6 +227,7 @@ impl OutputLedger {
             server: self.server.clone(),
             output_bytes: state.written,
             cursors: state.cursors.clone(),
+            session: state.session.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&file)
             .map_err(|e| StoreError::io("encoding", &self.ledger_path, e))?;
@@ -234,15 +252,23 @@ impl CursorStore for OutputLedger {
         }
         let mut state = self.lock();
         state.cursors.insert(feed.to_owned(), cursor.clone());
-        state.dirty = true;
-        let due = state
-            .last_write
-            .is_none_or(|at| at.elapsed() >= WRITE_INTERVAL);
-        if due {
-            self.persist(&mut state)
-        } else {
-            Ok(())
+        self.changed(&mut state)
+    }
+
+    fn load_session(&self, server: &str) -> Result<Option<SessionMark>, StoreError> {
+        if server != self.server {
+            return Ok(None);
         }
+        Ok(self.lock().session.clone())
+    }
+
+    fn save_session(&self, server: &str, mark: &SessionMark) -> Result<(), StoreError> {
+        if server != self.server {
+            return Ok(());
+        }
+        let mut state = self.lock();
+        state.session = Some(mark.clone());
+        self.changed(&mut state)
     }
 
     fn flush(&self) -> Result<(), StoreError> {

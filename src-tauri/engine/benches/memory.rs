@@ -79,6 +79,7 @@ fn main() {
                 ts: Some(0),
                 data: RawValue::from_string(data.into()).unwrap(),
                 meta: None,
+                session: None,
             };
             sequencer.on_event(event, now, &mut out);
         }

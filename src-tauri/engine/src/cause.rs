@@ -64,6 +64,9 @@ pub enum Cause {
     NotReady { waiting_for: String, waited_ms: u64 },
     /// The server refused the login (a profile's `refused` message).
     LoginRefused { detail: String },
+    /// The server ended the session at its own level (Socket.IO's
+    /// DISCONNECT): asking again would be refused the same way.
+    SessionEnded { detail: String },
     /// A frame broke the WebSocket protocol or our size limit.
     Protocol { detail: String },
     /// The attempt itself failed.
@@ -80,7 +83,10 @@ impl Cause {
     /// The client ends the connection for this cause, so it closes the
     /// socket with a close frame.
     pub fn is_ours(&self) -> bool {
-        matches!(self, Cause::NotReady { .. } | Cause::LoginRefused { .. })
+        matches!(
+            self,
+            Cause::NotReady { .. } | Cause::LoginRefused { .. } | Cause::SessionEnded { .. }
+        )
     }
 
     /// The close code this cause stands for, 1006 when no frame came.
@@ -116,6 +122,7 @@ impl fmt::Display for Cause {
                 write!(f, "no {waiting_for} within {waited_ms} ms of the upgrade")
             }
             Cause::LoginRefused { detail } => write!(f, "the server refused the login: {detail}"),
+            Cause::SessionEnded { detail } => write!(f, "the server ended the session: {detail}"),
             Cause::Protocol { detail } => write!(f, "protocol error: {detail}"),
             Cause::Connect { error } => write!(f, "{error}"),
             Cause::UserDisconnect => f.write_str("disconnect requested"),

@@ -66,6 +66,31 @@ pub struct FeedEvent {
     pub data: Box<RawValue>,
     /// Protocol facts beside the data (MQTT topic, Socket.IO event name).
     pub meta: Option<Box<RawValue>>,
+    /// Where the connection's session resumes once this event is handled,
+    /// on a wire that resumes whole sessions (Socket.IO's recovery).
+    pub session: Option<Arc<SessionMark>>,
+}
+
+/// A resume point for a whole connection rather than one feed: Socket.IO's
+/// private session id and the offset of the last event handled. It is kept
+/// with the cursors, so a restart presents what the consumer last committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionMark {
+    pub session: String,
+    pub offset: String,
+}
+
+/// What handling one delivery moves forward.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub cursor: Option<(Arc<str>, Cursor)>,
+    pub session: Option<Arc<SessionMark>>,
+}
+
+impl Progress {
+    pub fn is_empty(&self) -> bool {
+        self.cursor.is_none() && self.session.is_none()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,16 +126,32 @@ impl Delivery {
     /// `None` for deliveries that move no cursor (unnumbered events,
     /// discontinuity markers, raw frames).
     pub fn cursor(&self) -> Option<(&str, Cursor)> {
+        self.reached().map(|(feed, cursor)| (&**feed, cursor))
+    }
+
+    fn reached(&self) -> Option<(&Arc<str>, Cursor)> {
         match self {
             Delivery::Event(e) => e
                 .seq
-                .map(|seq| (&*e.feed, Cursor::new(e.epoch.as_deref(), seq))),
+                .map(|seq| (&e.feed, Cursor::new(e.epoch.as_deref(), seq))),
             Delivery::Gap {
                 feed, epoch, to, ..
             } => Some((feed, Cursor::new(epoch.as_deref(), *to))),
             Delivery::Reset { feed, epoch } => Some((feed, Cursor::new(Some(epoch), 0))),
             Delivery::Discontinuity { .. } | Delivery::Raw(_) => None,
         }
+    }
+
+    /// Everything handling this delivery moves: the cursor above and the
+    /// session's resume point, for a consumer that commits after handing
+    /// the delivery on.
+    pub fn progress(&self) -> Progress {
+        let cursor = self.reached().map(|(feed, cursor)| (feed.clone(), cursor));
+        let session = match self {
+            Delivery::Event(e) => e.session.clone(),
+            _ => None,
+        };
+        Progress { cursor, session }
     }
 
     /// The feed this delivery belongs to, if any.

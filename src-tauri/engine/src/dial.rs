@@ -128,6 +128,12 @@ fn request(
 ) -> Result<Request, ConnectError> {
     let token = token.filter(|t| !t.is_empty());
     let mut target = url::Url::parse(url.as_str()).map_err(|e| header_error(e.to_string()))?;
+    if let Some(path) = &upgrade.path {
+        target.set_path(path);
+    }
+    if !upgrade.query.is_empty() {
+        target.query_pairs_mut().extend_pairs(&upgrade.query);
+    }
     if let (Auth::Query(name), Some(token)) = (&upgrade.auth, token) {
         target.query_pairs_mut().append_pair(name, token.expose());
     }

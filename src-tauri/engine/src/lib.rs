@@ -38,7 +38,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 pub use crate::backoff::BackoffConfig;
 pub use crate::cause::{Cause, ConnectError, Trigger};
 pub use crate::config::EngineConfig;
-pub use crate::delivery::{Cursor, Delivery, DiscontinuityReason, FeedEvent, RawFrame};
+pub use crate::delivery::{
+    Cursor, Delivery, DiscontinuityReason, FeedEvent, Progress, RawFrame, SessionMark,
+};
 pub use crate::error::{EngineError, PublishAck, PublishError};
 pub use crate::events::{
     ConnectionState, EngineEvent, HistoryEntry, HistoryKind, Level, PublishStatus, PublishUpdate,
@@ -101,7 +103,16 @@ impl Engine {
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (state_tx, state_rx) = watch::channel(ConnectionState::Idle);
         let server_key: Arc<str> = Arc::from(config.url.server_key());
-        let wire = wire::for_profile(&config)?;
+        // An unreadable resume point only costs the recovery: the server
+        // then says the session is lost, and the markers say so.
+        let saved_session = stores
+            .cursors
+            .load_session(&server_key)
+            .unwrap_or_else(|err| {
+                tracing::warn!(%err, "session resume point not read");
+                None
+            });
+        let wire = wire::for_profile(&config, saved_session)?;
         let outbox = Outbox::new(config.outbox_capacity, stores.outbox)?;
         let actor = Actor::new(
             config,
@@ -299,17 +310,20 @@ impl Deliveries {
 
     /// Records that `delivery` has been handled.
     pub fn commit(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        match delivery.cursor() {
-            Some((feed, cursor)) => self.commit_cursor(feed, &cursor),
-            None => Ok(()),
-        }
+        self.commit_progress(&delivery.progress())
     }
 
-    /// Records that a delivery reaching `cursor` has been handled, for a
+    /// Records that a delivery reaching `progress` has been handled, for a
     /// consumer that hands the delivery on before committing (so a crash in
     /// between repeats it rather than skipping it).
-    pub fn commit_cursor(&self, feed: &str, cursor: &Cursor) -> Result<(), StoreError> {
-        self.cursors.save(&self.server_key, feed, cursor)
+    pub fn commit_progress(&self, progress: &Progress) -> Result<(), StoreError> {
+        if let Some((feed, cursor)) = &progress.cursor {
+            self.cursors.save(&self.server_key, feed, cursor)?;
+        }
+        if let Some(mark) = &progress.session {
+            self.cursors.save_session(&self.server_key, mark)?;
+        }
+        Ok(())
     }
 
     /// Makes every committed cursor durable.

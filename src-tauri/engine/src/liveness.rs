@@ -14,6 +14,9 @@ pub fn clamp_heartbeat(ms: u64) -> Duration {
 #[derive(Debug, Clone)]
 pub struct Liveness {
     period: Duration,
+    /// Whether the client sends Pings; where the server pings (Engine.IO)
+    /// the client only listens.
+    client_pings: bool,
     last_frame: Instant,
     last_ping: Instant,
 }
@@ -22,6 +25,7 @@ impl Liveness {
     pub fn new(period: Duration, now: Instant) -> Self {
         Liveness {
             period,
+            client_pings: true,
             last_frame: now,
             last_ping: now,
         }
@@ -35,6 +39,13 @@ impl Liveness {
         self.period = period;
     }
 
+    /// The server pings and the client answers: no Pings of the client's
+    /// own, and silence longer than `limit` is death.
+    pub fn follow_server_pings(&mut self, limit: Duration) {
+        self.client_pings = false;
+        self.period = limit / 2;
+    }
+
     /// Any frame at all, data or control, proves the peer alive.
     pub fn on_frame(&mut self, now: Instant) {
         self.last_frame = now;
@@ -44,8 +55,9 @@ impl Liveness {
         self.last_ping = now;
     }
 
-    pub fn next_ping_at(&self) -> Instant {
-        self.last_ping + self.period
+    /// When the client sends its next Ping; `None` where it sends none.
+    pub fn next_ping_at(&self) -> Option<Instant> {
+        self.client_pings.then(|| self.last_ping + self.period)
     }
 
     /// When the connection is declared dead if nothing arrives before.
@@ -73,7 +85,7 @@ mod tests {
     async fn silence_for_twice_the_period_is_death_and_any_frame_postpones_it() {
         let start = Instant::now();
         let mut live = Liveness::new(Duration::from_secs(15), start);
-        assert_eq!(live.next_ping_at(), start + Duration::from_secs(15));
+        assert_eq!(live.next_ping_at(), Some(start + Duration::from_secs(15)));
         assert_eq!(live.dead_at(), start + Duration::from_secs(30));
 
         tokio::time::advance(Duration::from_secs(29)).await;
@@ -93,8 +105,20 @@ mod tests {
     async fn pings_go_out_once_per_period() {
         let start = Instant::now();
         let mut live = Liveness::new(Duration::from_millis(250), start);
-        tokio::time::sleep_until(live.next_ping_at()).await;
+        tokio::time::sleep_until(live.next_ping_at().unwrap()).await;
         live.on_ping_sent(Instant::now());
-        assert_eq!(live.next_ping_at(), start + Duration::from_millis(500));
+        assert_eq!(
+            live.next_ping_at(),
+            Some(start + Duration::from_millis(500))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn following_server_pings_sends_none_and_dies_after_the_limit() {
+        let start = Instant::now();
+        let mut live = Liveness::new(Duration::from_secs(15), start);
+        live.follow_server_pings(Duration::from_millis(700));
+        assert_eq!(live.next_ping_at(), None);
+        assert_eq!(live.dead_at(), start + Duration::from_millis(700));
     }
 }

@@ -112,6 +112,7 @@ pub fn reaction_to(cause: &Cause, close_rule: &dyn Fn(u16) -> CloseRule) -> Reac
     match cause {
         Cause::Closed { code, reason } => reaction_to_close_rule(close_rule(*code), reason),
         Cause::LoginRefused { .. } => Reaction::NeedsLogin,
+        Cause::SessionEnded { .. } => Reaction::Stop,
         Cause::Connect { error } => reaction_to_connect_error(error),
         Cause::UserDisconnect | Cause::Shutdown => Reaction::Idle,
         Cause::UserReconnect => Reaction::Immediately,

@@ -366,6 +366,7 @@ impl FeedSequencer {
             ts: event.ts,
             data: event.data,
             meta: event.meta,
+            session: event.session,
         }));
     }
 

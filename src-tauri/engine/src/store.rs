@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use thiserror::Error;
 
-use crate::delivery::Cursor;
+use crate::delivery::{Cursor, SessionMark};
 
 #[derive(Debug, Clone, Error, PartialEq, Eq, Serialize)]
 #[error("{what} {path}: {detail}")]
@@ -37,6 +37,10 @@ impl StoreError {
 pub trait CursorStore: Send + Sync {
     fn load(&self, server: &str, feed: &str) -> Result<Option<Cursor>, StoreError>;
     fn save(&self, server: &str, feed: &str, cursor: &Cursor) -> Result<(), StoreError>;
+    /// The server's session resume point, on a wire that resumes whole
+    /// sessions (Socket.IO).
+    fn load_session(&self, server: &str) -> Result<Option<SessionMark>, StoreError>;
+    fn save_session(&self, server: &str, mark: &SessionMark) -> Result<(), StoreError>;
     /// Makes every saved cursor durable.
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
@@ -62,6 +66,7 @@ pub trait OutboxStore: Send + Sync {
 #[derive(Debug, Default)]
 pub struct MemoryCursorStore {
     cursors: Mutex<HashMap<(String, String), Cursor>>,
+    sessions: Mutex<HashMap<String, SessionMark>>,
 }
 
 impl CursorStore for MemoryCursorStore {
@@ -73,6 +78,17 @@ impl CursorStore for MemoryCursorStore {
     fn save(&self, server: &str, feed: &str, cursor: &Cursor) -> Result<(), StoreError> {
         let mut map = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
         map.insert((server.to_owned(), feed.to_owned()), cursor.clone());
+        Ok(())
+    }
+
+    fn load_session(&self, server: &str) -> Result<Option<SessionMark>, StoreError> {
+        let map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(map.get(server).cloned())
+    }
+
+    fn save_session(&self, server: &str, mark: &SessionMark) -> Result<(), StoreError> {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(server.to_owned(), mark.clone());
         Ok(())
     }
 }
@@ -99,6 +115,18 @@ type CursorMap = BTreeMap<String, BTreeMap<String, Cursor>>;
 struct CursorFile {
     version: u32,
     servers: CursorMap,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    sessions: BTreeMap<String, SessionMark>,
+}
+
+impl CursorFile {
+    fn empty() -> Self {
+        CursorFile {
+            version: 1,
+            servers: CursorMap::new(),
+            sessions: BTreeMap::new(),
+        }
+    }
 }
 
 /// What opening a cursor file found, for the caller to report.
@@ -127,6 +155,7 @@ pub struct FileCursorStore {
 #[derive(Debug)]
 struct FileState {
     servers: CursorMap,
+    sessions: BTreeMap<String, SessionMark>,
     dirty: bool,
     last_write: Option<Instant>,
 }
@@ -138,27 +167,28 @@ impl FileCursorStore {
             fs::create_dir_all(dir).map_err(|e| StoreError::io("creating", dir, e))?;
         }
         let lock = lock_beside(&path)?;
-        let (servers, recovery) = match fs::read(&path) {
+        let (file, recovery) = match fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<CursorFile>(&bytes) {
-                Ok(file) => (file.servers, None),
+                Ok(file) => (file, None),
                 Err(err) => {
                     let to = aside_path(&path);
                     fs::rename(&path, &to).map_err(|e| StoreError::io("moving aside", &path, e))?;
                     let reason = format!("unreadable cursor file: {err}");
                     (
-                        CursorMap::new(),
+                        CursorFile::empty(),
                         Some(FileRecovery::MovedAside { to, reason }),
                     )
                 }
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (CursorMap::new(), None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (CursorFile::empty(), None),
             Err(e) => return Err(StoreError::io("reading", &path, e)),
         };
         let store = FileCursorStore {
             path,
             write_interval: Duration::from_millis(200),
             state: Mutex::new(FileState {
-                servers,
+                servers: file.servers,
+                sessions: file.sessions,
                 dirty: false,
                 last_write: None,
             }),
@@ -176,10 +206,21 @@ impl FileCursorStore {
         &self.path
     }
 
+    /// Writes a changed state now or, within `write_interval` of the last
+    /// write, leaves it for the next save or `flush`.
+    fn changed(&self, state: &mut FileState) -> Result<(), StoreError> {
+        state.dirty = true;
+        let due = state
+            .last_write
+            .is_none_or(|at| at.elapsed() >= self.write_interval);
+        if due { self.write(state) } else { Ok(()) }
+    }
+
     fn write(&self, state: &mut FileState) -> Result<(), StoreError> {
         let file = CursorFile {
             version: 1,
             servers: state.servers.clone(),
+            sessions: state.sessions.clone(),
         };
         let text = serde_json::to_vec_pretty(&file)
             .map_err(|e| StoreError::io("encoding", &self.path, e))?;
@@ -260,11 +301,18 @@ impl CursorStore for FileCursorStore {
             .entry(server.to_owned())
             .or_default()
             .insert(feed.to_owned(), cursor.clone());
-        state.dirty = true;
-        let due = state
-            .last_write
-            .is_none_or(|at| at.elapsed() >= self.write_interval);
-        if due { self.write(&mut state) } else { Ok(()) }
+        self.changed(&mut state)
+    }
+
+    fn load_session(&self, server: &str) -> Result<Option<SessionMark>, StoreError> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(state.sessions.get(server).cloned())
+    }
+
+    fn save_session(&self, server: &str, mark: &SessionMark) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.sessions.insert(server.to_owned(), mark.clone());
+        self.changed(&mut state)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -312,6 +360,25 @@ mod tests {
         assert_eq!(store.load("ws://b/", "f").unwrap(), Some(cursor("x", 1)));
         assert_eq!(store.load("ws://b/", "g").unwrap(), None);
         assert!(!dir.path().join("cursors.json.tmp").exists());
+    }
+
+    #[test]
+    fn a_session_mark_survives_reopening_beside_the_cursors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cursors.json");
+        let mark = SessionMark {
+            session: "pid-1".into(),
+            offset: "off-7".into(),
+        };
+        {
+            let (store, _) = FileCursorStore::open(&path).unwrap();
+            store.save("ws://a/", "f", &cursor("", 2)).unwrap();
+            store.save_session("ws://a/", &mark).unwrap();
+        }
+        let (store, _) = FileCursorStore::open(&path).unwrap();
+        assert_eq!(store.load_session("ws://a/").unwrap(), Some(mark));
+        assert_eq!(store.load_session("ws://b/").unwrap(), None);
+        assert_eq!(store.load("ws://a/", "f").unwrap(), Some(cursor("", 2)));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! Per-feed cursors in SQLite. Saves land in memory and are written in one
 //! transaction at most every `write_interval` (and on `flush`): at 50,000
 //! events/s a commit per event would be the bottleneck, and progress lost
-//! to a crash only replays events, never skips them.
+//! to a crash only replays events, never skips them. A session's resume
+//! point (Socket.IO) is written in the same transaction as the cursors.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use holdline_engine::{Cursor, CursorStore, StoreError};
+use holdline_engine::{Cursor, CursorStore, SessionMark, StoreError};
 use rusqlite::params;
 
 use crate::Database;
@@ -21,6 +22,7 @@ pub struct SqliteCursorStore {
 #[derive(Default)]
 struct Pending {
     cursors: HashMap<(String, String), Cursor>,
+    sessions: HashMap<String, SessionMark>,
     last_write: Option<Instant>,
 }
 
@@ -41,8 +43,17 @@ impl SqliteCursorStore {
         }
     }
 
+    /// Writes what is pending now or, within `write_interval` of the last
+    /// write, leaves it for the next save or `flush`.
+    fn changed(&self, pending: &mut Pending) -> Result<(), StoreError> {
+        let due = pending
+            .last_write
+            .is_none_or(|at| at.elapsed() >= self.write_interval);
+        if due { self.write(pending) } else { Ok(()) }
+    }
+
     fn write(&self, pending: &mut Pending) -> Result<(), StoreError> {
-        if pending.cursors.is_empty() {
+        if pending.cursors.is_empty() && pending.sessions.is_empty() {
             return Ok(());
         }
         let mut conn = self.db.conn();
@@ -59,9 +70,21 @@ impl SqliteCursorStore {
                     .execute(params![server, feed, cursor.epoch, cursor.seq as i64])
                     .map_err(|e| store_error(&self.db, e))?;
             }
+            let mut upsert = tx
+                .prepare_cached(
+                    r#"INSERT INTO sessions (server, session, "offset") VALUES (?1, ?2, ?3)
+                     ON CONFLICT (server) DO UPDATE SET session = excluded.session, "offset" = excluded."offset""#,
+                )
+                .map_err(|e| store_error(&self.db, e))?;
+            for (server, mark) in &pending.sessions {
+                upsert
+                    .execute(params![server, mark.session, mark.offset])
+                    .map_err(|e| store_error(&self.db, e))?;
+            }
         }
         tx.commit().map_err(|e| store_error(&self.db, e))?;
         pending.cursors.clear();
+        pending.sessions.clear();
         pending.last_write = Some(Instant::now());
         Ok(())
     }
@@ -97,14 +120,37 @@ impl CursorStore for SqliteCursorStore {
         pending
             .cursors
             .insert((server.to_owned(), feed.to_owned()), cursor.clone());
-        let due = pending
-            .last_write
-            .is_none_or(|at| at.elapsed() >= self.write_interval);
-        if due {
-            self.write(&mut pending)
-        } else {
-            Ok(())
+        self.changed(&mut pending)
+    }
+
+    fn load_session(&self, server: &str) -> Result<Option<SessionMark>, StoreError> {
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mark) = pending.sessions.get(server) {
+            return Ok(Some(mark.clone()));
         }
+        drop(pending);
+        let conn = self.db.conn();
+        let found = conn.query_row(
+            r#"SELECT session, "offset" FROM sessions WHERE server = ?1"#,
+            params![server],
+            |row| {
+                Ok(SessionMark {
+                    session: row.get(0)?,
+                    offset: row.get(1)?,
+                })
+            },
+        );
+        match found {
+            Ok(mark) => Ok(Some(mark)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) => Err(store_error(&self.db, e)),
+        }
+    }
+
+    fn save_session(&self, server: &str, mark: &SessionMark) -> Result<(), StoreError> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.sessions.insert(server.to_owned(), mark.clone());
+        self.changed(&mut pending)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -157,5 +203,25 @@ mod tests {
             })
         );
         assert_eq!(store.load("s", "g").unwrap(), None);
+    }
+
+    #[test]
+    fn a_session_mark_survives_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let mark = SessionMark {
+            session: "pid".into(),
+            offset: "o-2".into(),
+        };
+        {
+            let (db, _) = Database::open(&path).unwrap();
+            let store = SqliteCursorStore::new(Arc::new(db));
+            store.save_session("s", &mark).unwrap();
+            store.flush().unwrap();
+        }
+        let (db, _) = Database::open(&path).unwrap();
+        let store = SqliteCursorStore::new(Arc::new(db));
+        assert_eq!(store.load_session("s").unwrap(), Some(mark));
+        assert_eq!(store.load_session("t").unwrap(), None);
     }
 }

@@ -64,6 +64,12 @@ CREATE TABLE IF NOT EXISTS cursors (
     PRIMARY KEY (server, feed)
 );
 
+CREATE TABLE IF NOT EXISTS sessions (
+    server   TEXT PRIMARY KEY,
+    session  TEXT NOT NULL,
+    "offset" TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS outbox (
     server        TEXT NOT NULL,
     id            TEXT NOT NULL,

@@ -15,7 +15,7 @@ use crate::delivery::{Delivery, DiscontinuityReason};
 use crate::error::{PublishAck, PublishError};
 use crate::events::*;
 use crate::sequencer::{Accepted, FeedSequencer, HoleAction, StartFrom};
-use crate::wire::{Continuity, Inbound, Ready, WireEvent};
+use crate::wire::{Continuity, Heartbeat, Inbound, Ready, WireEvent};
 
 impl Actor {
     /// Takes the wire's frames to send and applies its items; the cause
@@ -108,16 +108,23 @@ impl Actor {
             max_frame_bytes,
             continuity,
         } = ready;
-        if let Some(heartbeat) = heartbeat {
-            self.heartbeat = heartbeat;
-        }
         let Some(session) = &mut self.session else {
             return;
         };
+        match heartbeat {
+            Some(Heartbeat::ClientPings(period)) => {
+                self.heartbeat = period;
+                session.liveness.set_period(period);
+            }
+            Some(Heartbeat::ServerPings(limit)) => {
+                self.heartbeat = limit / 2;
+                session.liveness.follow_server_pings(limit);
+            }
+            None => session.liveness.set_period(self.heartbeat),
+        }
         session.ready = true;
         session.id = session_id.clone();
         session.max_frame_bytes = max_frame_bytes;
-        session.liveness.set_period(self.heartbeat);
         let reconnect = self.ready_connections > 0;
         let logins = session.logins_sent;
         self.ready_connections += 1;
@@ -131,7 +138,9 @@ impl Actor {
             .feeds
             .values()
             .filter(|feed| match continuity {
-                Continuity::Lost(_) => reconnect,
+                // The wire says so only where an earlier session existed,
+                // in this process or one before it.
+                Continuity::Lost(_) => true,
                 Continuity::Resumed => false,
                 Continuity::ByFeed => reconnect && !feed.is_numbered(),
             })

@@ -129,7 +129,7 @@ impl Actor {
                         return cause;
                     }
                 }
-                () = sleep_until(liveness.next_ping_at()) => {
+                () = sleep_until(liveness.next_ping_at().unwrap_or_else(far_future)), if liveness.next_ping_at().is_some() => {
                     let now = Instant::now();
                     self.writes.push(self.ping_message(now));
                     if let Some(session) = &mut self.session {

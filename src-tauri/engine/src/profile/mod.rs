@@ -118,15 +118,22 @@ pub struct Keepalive {
     pub send: Template,
 }
 
-/// `socket.io` (§4), validated now and spoken by its own wire.
+/// `socket.io` (§4).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SocketIoProfile {
     pub path: String,
     pub namespace: String,
+    /// An object template; `None`: `{"token": "{token}"}` when there is a
+    /// token, no payload otherwise.
     pub connect: Option<Template>,
+    /// An array template: the event name, then its arguments.
     pub subscribe: Option<Template>,
     pub event_seq: Option<Pointer>,
-    pub publish_event: Option<String>,
+    /// A string template; `"{feed}"` when the profile names none.
+    pub publish_event: Template,
+    /// The emitted arguments, an array template (a Holdline extension, so
+    /// a server that dedupes can be handed `{id}`); `["{data}"]` by default.
+    pub publish_args: Template,
 }
 
 /// `mqtt` (§5).
@@ -511,23 +518,63 @@ fn json_profile(obj: &mut Obj<'_>) -> Result<JsonProfile, ProfileError> {
 }
 
 fn socket_io_profile(obj: &mut Obj<'_>) -> Result<SocketIoProfile, ProfileError> {
+    let fixed = |value: Value| reader::template_at(value, "");
     let profile = SocketIoProfile {
         path: obj.string("path")?.unwrap_or_else(|| "/socket.io/".into()),
         namespace: obj.string("namespace")?.unwrap_or_else(|| "/".into()),
         connect: obj.template("connect")?,
         subscribe: obj.template("subscribe")?,
         event_seq: obj.pointer("event_seq")?,
-        publish_event: obj.string("publish_event")?,
+        publish_event: match obj.template("publish_event")? {
+            Some(template) => template,
+            None => fixed(Value::from("{feed}"))?,
+        },
+        publish_args: match obj.template("publish_args")? {
+            Some(template) => template,
+            None => fixed(serde_json::json!(["{data}"]))?,
+        },
     };
+    if !profile.path.starts_with('/') {
+        return Err(ProfileError::new("path", "must start with '/'"));
+    }
     if !profile.namespace.starts_with('/') {
         return Err(ProfileError::new("namespace", "must start with '/'"));
     }
-    if let Some(subscribe) = &profile.subscribe
-        && !subscribe.as_value().is_array()
+    if profile.namespace.contains(',') {
+        return Err(ProfileError::new(
+            "namespace",
+            "cannot hold ',' (it ends the namespace in a packet)",
+        ));
+    }
+    if let Some(connect) = &profile.connect
+        && !connect.as_value().is_object()
     {
         return Err(ProfileError::new(
+            "connect",
+            "must be an object template (Socket.IO's auth payload)",
+        ));
+    }
+    let shapes = [
+        (
             "subscribe",
-            "must be an array template: [event name, arguments…]",
+            profile.subscribe.as_ref(),
+            "an array template: [event name, arguments…]",
+        ),
+        (
+            "publish_args",
+            Some(&profile.publish_args),
+            "an array template of the arguments",
+        ),
+    ];
+    for (key, template, wanted) in shapes {
+        if template.is_some_and(|t| !t.as_value().is_array()) {
+            return Err(ProfileError::new(key, format!("must be {wanted}")));
+        }
+    }
+    if !profile.publish_event.as_value().is_string() {
+        return Err(ProfileError::new(
+            "publish_event",
+            "must be a string (the event name, \"{feed}\" by default)",
         ));
     }
     Ok(profile)

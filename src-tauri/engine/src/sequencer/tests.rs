@@ -23,6 +23,7 @@ fn event(seq: u64) -> WireEvent {
         ts: Some(0),
         data: RawValue::from_string(seq.to_string()).unwrap(),
         meta: None,
+        session: None,
     }
 }
 

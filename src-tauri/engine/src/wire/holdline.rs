@@ -13,7 +13,8 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use super::{
-    FeedRule, Frame, HoleRule, Inbound, Numbering, Out, Position, Ready, RequestIds, Upgrade, Wire,
+    FeedRule, Frame, Heartbeat, HoleRule, Inbound, Numbering, Out, Position, Ready, RequestIds,
+    Upgrade, Wire,
 };
 use crate::cause::Cause;
 use crate::config::EngineConfig;
@@ -67,7 +68,9 @@ impl HoldlineWire {
                 self.max_frame_bytes = Some(welcome.max_frame_bytes);
                 out.item(Inbound::Ready(Ready {
                     session: Some(welcome.session),
-                    heartbeat: Some(clamp_heartbeat(welcome.heartbeat_ms)),
+                    heartbeat: Some(Heartbeat::ClientPings(clamp_heartbeat(
+                        welcome.heartbeat_ms,
+                    ))),
                     max_frame_bytes: Some(welcome.max_frame_bytes),
                     ..Ready::default()
                 }));
@@ -79,6 +82,7 @@ impl HoldlineWire {
                 ts: Some(event.ts),
                 data: event.data,
                 meta: None,
+                session: None,
             })),
             ServerFrame::Subscribed(sub) => {
                 if let Some(Request::Subscribe(feed)) = self.requests.remove(&sub.id)

@@ -8,7 +8,9 @@
 
 mod holdline;
 mod json;
+mod message;
 mod raw;
+mod socket_io;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::cause::Cause;
 use crate::config::EngineConfig;
-use crate::delivery::{DiscontinuityReason, RawFrame};
+use crate::delivery::{DiscontinuityReason, RawFrame, SessionMark};
 use crate::error::EngineError;
 use crate::policy::CloseRule;
 use crate::profile::{Auth, Profile, Template, WireProfile};
@@ -36,6 +38,10 @@ pub(crate) struct Upgrade {
     pub retry_without_subprotocol: bool,
     pub auth: Auth,
     pub headers: Vec<(String, Template)>,
+    /// The path dialed instead of the URL's (Socket.IO's engine path).
+    pub path: Option<String>,
+    /// Query parameters added to the URL's.
+    pub query: Vec<(String, String)>,
 }
 
 impl Upgrade {
@@ -47,6 +53,8 @@ impl Upgrade {
             retry_without_subprotocol: true,
             auth: profile.common.auth.clone(),
             headers: profile.common.headers.clone(),
+            path: None,
+            query: Vec::new(),
         }
     }
 }
@@ -96,11 +104,21 @@ pub enum HoleRule {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Ready {
     pub session: Option<String>,
-    /// The period of the client's WebSocket Pings, and half the silence
-    /// that declares the connection dead.
-    pub heartbeat: Option<Duration>,
+    /// How liveness is kept; `None` keeps the configured heartbeat.
+    pub heartbeat: Option<Heartbeat>,
     pub max_frame_bytes: Option<u64>,
     pub continuity: Continuity,
+}
+
+/// Who keeps the connection's liveness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Heartbeat {
+    /// The client sends WebSocket Pings on this period; twice the period
+    /// with no frame of any kind is death.
+    ClientPings(Duration),
+    /// The server pings and the wire answers (Engine.IO): the client sends
+    /// no Pings, and silence longer than this is death.
+    ServerPings(Duration),
 }
 
 /// What became of the previous connection's stream.
@@ -126,6 +144,8 @@ pub struct WireEvent {
     pub ts: Option<i64>,
     pub data: Box<RawValue>,
     pub meta: Option<Box<RawValue>>,
+    /// The session's resume point once this event is handled.
+    pub session: Option<Arc<SessionMark>>,
 }
 
 /// A neutral item decoded from the wire, for the actor to apply.
@@ -242,14 +262,22 @@ pub(crate) trait Wire: Send {
 
 /// The wire a profile names. Protocols whose wire is still to come are
 /// refused here, before anything is sent.
-pub(crate) fn for_profile(config: &EngineConfig) -> Result<Box<dyn Wire>, EngineError> {
+/// `saved_session` is the resume point the consumer last committed, for
+/// a wire that resumes whole sessions.
+pub(crate) fn for_profile(
+    config: &EngineConfig,
+    saved_session: Option<SessionMark>,
+) -> Result<Box<dyn Wire>, EngineError> {
     let profile: &Profile = &config.profile;
     let token = config.token.clone();
     Ok(match &profile.wire {
         WireProfile::Holdline => Box::new(holdline::HoldlineWire::new(config)),
         WireProfile::Raw => Box::new(raw::RawWire::new(profile)),
         WireProfile::Json(json) => Box::new(json::JsonWire::new(profile, json, token)),
-        WireProfile::SocketIo(_) | WireProfile::Mqtt(_) | WireProfile::GraphqlWs(_) => {
+        WireProfile::SocketIo(rules) => {
+            Box::new(socket_io::SocketIoWire::new(config, rules, saved_session))
+        }
+        WireProfile::Mqtt(_) | WireProfile::GraphqlWs(_) => {
             return Err(EngineError::InvalidProfile {
                 key: "protocol".into(),
                 message: format!(
@@ -259,6 +287,21 @@ pub(crate) fn for_profile(config: &EngineConfig) -> Result<Box<dyn Wire>, Engine
             });
         }
     })
+}
+
+/// The longest feed name a profile's wire takes.
+const MAX_FEED_CHARS: usize = 256;
+
+/// A feed name for the wires that name feeds freely (any characters but
+/// controls): event names, topics, operation names.
+pub(crate) fn check_feed_name(feed: &str) -> Result<(), String> {
+    if feed.is_empty() || feed.chars().count() > MAX_FEED_CHARS {
+        return Err(format!("a feed name is 1 to {MAX_FEED_CHARS} characters"));
+    }
+    if feed.chars().any(char::is_control) {
+        return Err("a feed name has no control characters".into());
+    }
+    Ok(())
 }
 
 /// Close codes a profile adds (`close.login`, `close.stop`) before the

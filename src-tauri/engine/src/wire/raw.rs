@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::{FeedRule, Frame, HoleRule, Inbound, Numbering, Out, Position, Ready, Upgrade, Wire};
+use super::{
+    FeedRule, Frame, Heartbeat, HoleRule, Inbound, Numbering, Out, Position, Ready, Upgrade, Wire,
+};
 use crate::delivery::RawFrame;
 use crate::error::EngineError;
 use crate::policy::{CloseRule, protocol_close_rule};
@@ -41,7 +43,7 @@ impl Wire for RawWire {
 
     fn on_open(&mut self, _selected: Option<&str>, _now: Instant, out: &mut Out) {
         out.item(Inbound::Ready(Ready {
-            heartbeat: self.profile.common.heartbeat,
+            heartbeat: self.profile.common.heartbeat.map(Heartbeat::ClientPings),
             ..Ready::default()
         }));
     }

@@ -1,8 +1,6 @@
 //! `json` (profiles §3): any JSON-over-WebSocket API, described by the
 //! profile's templates, pointers and matchers. Each frame is read once
-//! (`message.rs`); every rule reads what that one pass found.
-
-mod message;
+//! (`super::message`); every rule reads what that one pass found.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,10 +10,10 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use self::message::{Message, ReadError};
+use super::message::{Message, ReadError};
 use super::{
-    FeedRule, Frame, HoleRule, Inbound, Numbering, Out, Position, Ready, RequestIds, Upgrade, Wire,
-    WireEvent,
+    FeedRule, Frame, Heartbeat, HoleRule, Inbound, Numbering, Out, Position, Ready, RequestIds,
+    Upgrade, Wire, WireEvent,
 };
 use crate::cause::Cause;
 use crate::error::EngineError;
@@ -23,9 +21,6 @@ use crate::policy::{CloseRule, protocol_close_rule};
 use crate::profile::{JsonProfile, Placeholder, Profile, REDACTED, Sequence, Template, Vars};
 use crate::secret::Token;
 use crate::store::OutboxEntry;
-
-/// The longest feed name this wire takes (any characters but controls).
-const MAX_FEED_CHARS: usize = 256;
 
 pub(crate) struct JsonWire {
     profile: Profile,
@@ -227,6 +222,7 @@ impl JsonWire {
             ts: None,
             data,
             meta: None,
+            session: None,
         })
     }
 
@@ -234,7 +230,7 @@ impl JsonWire {
         self.ready = true;
         self.ready_deadline = None;
         out.item(Inbound::Ready(Ready {
-            heartbeat: self.profile.common.heartbeat,
+            heartbeat: self.profile.common.heartbeat.map(Heartbeat::ClientPings),
             ..Ready::default()
         }));
     }
@@ -297,7 +293,7 @@ impl Wire for JsonWire {
     }
 
     fn check_publish(&self, entry: &OutboxEntry) -> Result<(), EngineError> {
-        check_feed_name(&entry.feed).map_err(|message| EngineError::InvalidFeed {
+        super::check_feed_name(&entry.feed).map_err(|message| EngineError::InvalidFeed {
             feed: entry.feed.chars().take(140).collect(),
             message,
         })?;
@@ -360,7 +356,7 @@ impl Wire for JsonWire {
     }
 
     fn check_feed(&self, feed: &str, subscribed: &[Arc<str>]) -> Result<(), String> {
-        check_feed_name(feed)?;
+        super::check_feed_name(feed)?;
         if self.rules.event.feed.is_none()
             && let Some(other) = subscribed.iter().find(|f| ***f != *feed)
         {
@@ -392,14 +388,4 @@ impl Wire for JsonWire {
     fn set_token(&mut self, token: Option<Token>) {
         self.token = token;
     }
-}
-
-fn check_feed_name(feed: &str) -> Result<(), String> {
-    if feed.is_empty() || feed.chars().count() > MAX_FEED_CHARS {
-        return Err(format!("a feed name is 1 to {MAX_FEED_CHARS} characters"));
-    }
-    if feed.chars().any(char::is_control) {
-        return Err("a feed name has no control characters".into());
-    }
-    Ok(())
 }

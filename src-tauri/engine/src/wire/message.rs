@@ -13,18 +13,18 @@ use serde_json::value::RawValue;
 
 use crate::profile::{Matcher, Pointer};
 
-pub(super) struct Message<'a> {
+pub(crate) struct Message<'a> {
     text: &'a str,
     top: Vec<(Key<'a>, &'a RawValue)>,
 }
 
-pub(super) enum ReadError {
+pub(crate) enum ReadError {
     NotJson(String),
     NotObject,
 }
 
 /// What a pointer found: a slice of the frame, or a value parsed out of one.
-pub(super) enum Found<'a> {
+pub(crate) enum Found<'a> {
     Raw(&'a RawValue),
     Parsed(Value),
 }
