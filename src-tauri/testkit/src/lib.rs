@@ -1,11 +1,15 @@
 //! Test support shared by the engine, server and CLI tests.
 
 pub mod json_server;
+pub mod node_server;
 mod proxy;
+pub mod socket_io_server;
 pub mod ws;
 
 pub use json_server::{JsonServer, JsonServerConfig, UpgradeSeen};
+pub use node_server::NodeServer;
 pub use proxy::FaultProxy;
+pub use socket_io_server::{SocketIoConfig, SocketIoServer};
 
 use std::future::Future;
 use std::time::Duration;
