@@ -234,7 +234,7 @@ test('the server editor: a json profile from a preset, its refusal shown at the 
   await page.getByTestId('server-add').click();
   assert.equal(await page.getByTestId('server-profile').isVisible(), false, 'holdline.v1 needs no profile');
   const protocols = await page.getByTestId('server-protocol').locator('option').evaluateAll((o) => o.map((n) => n.value));
-  assert.deepEqual(protocols, ['holdline.v1', 'json', 'raw']);
+  assert.deepEqual(protocols, ['holdline.v1', 'json', 'socket.io', 'raw']);
   await page.getByTestId('server-protocol').selectOption('json');
   await page.getByTestId('server-profile').waitFor();
   const preset = JSON.parse(await page.getByTestId('server-profile').inputValue());
@@ -324,4 +324,43 @@ test('switching to another server starts the live view afresh and says so', asyn
   assert.match(await page.getByTestId('live-count').textContent(), /from fresh\.example/);
   assert.match(await page.locator('#announcer').textContent(), /starts afresh/);
   assert.equal(await page.locator('[data-testid=event-row][data-feed=old]').count(), 0);
+});
+
+test('the server editor speaks socket.io: its fields edit the profile, the token goes in the payload', async () => {
+  await page.getByTestId('server-add').click();
+  await page.getByTestId('server-protocol').selectOption('socket.io');
+  await page.getByTestId('server-profile').waitFor();
+  const keys = await page.locator('#profile-fields [data-key]').evaluateAll((n) => n.map((i) => i.dataset.key));
+  assert.deepEqual(keys, ['auth', 'path', 'namespace', 'connect', 'subscribe', 'event_seq', 'publish_event', 'publish_args']);
+  assert.equal(await page.locator('#profile-fields [data-key=auth]').inputValue(), 'payload');
+  const preset = JSON.parse(await page.getByTestId('server-profile').inputValue());
+  assert.deepEqual(preset, { protocol: 'socket.io', subscribe: ['join', '{feed}'] });
+  const namespace = page.locator('#profile-fields [data-key=namespace]');
+  await namespace.fill('/prices');
+  await namespace.dispatchEvent('change');
+  const seq = page.locator('#profile-fields [data-key=event_seq]');
+  await seq.fill('/seq');
+  await seq.dispatchEvent('change');
+  assert.deepEqual(JSON.parse(await page.getByTestId('server-profile').inputValue()),
+    { protocol: 'socket.io', subscribe: ['join', '{feed}'], namespace: '/prices', event_seq: '/seq' });
+  await page.getByTestId('server-url').fill('ws://sio.example:3000');
+  await page.getByTestId('server-token').fill('k');
+  await page.getByTestId('login-submit').click();
+  await page.locator('.server.active', { hasText: 'sio.example' }).waitFor();
+  assert.equal(JSON.parse((await calls('login')).at(-1).profile).namespace, '/prices');
+});
+
+test('rows show the event name or topic a protocol reports beside the feed', async () => {
+  const sio = { t: 'event', feed: 'tick', seq: null, epoch: null, ts: null, data: 1, meta: { event: 'tick' } };
+  const mqtt = { t: 'event', feed: 'sensors/#', seq: null, epoch: null, ts: null, data: 2, meta: { topic: 'sensors/a/temp' } };
+  await emit([sio, mqtt]);
+  const row = page.locator('[data-testid=event-row][data-origin="sensors/a/temp"]');
+  await row.waitFor();
+  assert.equal(await row.locator('.feed').textContent(), 'sensors/# · sensors/a/temp');
+  const tick = page.locator('[data-testid=event-row][data-feed=tick]');
+  assert.equal(await tick.getAttribute('data-origin'), 'tick');
+  assert.equal(await tick.locator('.feed').textContent(), 'tick');
+  await page.getByTestId('live-filter').fill('a/temp');
+  await page.locator('[data-testid=event-row][data-feed=tick]').waitFor({ state: 'detached' });
+  assert.equal(await row.count(), 1, 'the filter reads the topic too');
 });

@@ -43,10 +43,22 @@ export function createLiveView() {
     return item.json;
   }
 
+  // What the protocol says the event was (Socket.IO's event name, MQTT's
+  // topic), shown where it tells more than the feed's name.
+  function origin(item) {
+    const meta = item.meta;
+    return meta ? (meta.event ?? meta.topic ?? null) : null;
+  }
+
+  function label(item) {
+    const from = origin(item);
+    return from != null && from !== item.feed ? `${item.feed} · ${from}` : (item.feed ?? '');
+  }
+
   function matches(item) {
     if (feedFilter && item.feed !== feedFilter) return false;
     if (!filter) return true;
-    return (item.feed ?? '').toLowerCase().includes(filter) || json(item).toLowerCase().includes(filter);
+    return label(item).toLowerCase().includes(filter) || json(item).toLowerCase().includes(filter);
   }
 
   function newest(limit) {
@@ -130,11 +142,12 @@ export function createLiveView() {
       seqNode.textContent = item.seq != null ? `#${item.seq}` : '·';
       dataNode.textContent = open ? JSON.stringify(item.data, null, 2) : json(item);
     }
-    feedNode.textContent = item.feed ?? '';
+    feedNode.textContent = label(item);
     node.className = className;
     // Reset every data attribute so a recycled node carries no stale ones.
-    for (const name of ['testid', 'feed', 'seq', 'from', 'to', 'key', 'reason', 'inferred']) delete node.dataset[name];
+    for (const name of ['testid', 'feed', 'seq', 'from', 'to', 'key', 'reason', 'inferred', 'origin']) delete node.dataset[name];
     if (item.feed) node.dataset.feed = item.feed;
+    if (origin(item) != null) node.dataset.origin = origin(item);
     for (const [name, value] of Object.entries(attrs)) node.dataset[name] = value;
   }
 

@@ -23,6 +23,10 @@ export const PRESETS = {
     auth: 'bearer',
     event: { feed: '/channel' },
   },
+  'Socket.IO, joining a room per feed': {
+    protocol: 'socket.io',
+    subscribe: ['join', '{feed}'],
+  },
   Raw: { protocol: 'raw' },
 };
 
@@ -38,6 +42,16 @@ const FIELDS = {
     { key: 'event.data', label: 'Event data at (pointer)', kind: 'text' },
     { key: 'publish', label: 'Publish message', kind: 'json' },
     { key: 'heartbeat_ms', label: 'Heartbeat, ms', kind: 'number' },
+  ],
+  'socket.io': [
+    { key: 'auth', label: 'Token goes', kind: 'choice', choices: ['payload', 'bearer', 'none'] },
+    { key: 'path', label: 'Path', kind: 'text', placeholder: '/socket.io/' },
+    { key: 'namespace', label: 'Namespace', kind: 'text', placeholder: '/' },
+    { key: 'connect', label: 'CONNECT payload (auth object)', kind: 'json', placeholder: '{"token": "{token}"}' },
+    { key: 'subscribe', label: 'Emit per feed after each connect ([event, args…])', kind: 'json' },
+    { key: 'event_seq', label: 'Event seq at (pointer into the first argument)', kind: 'text' },
+    { key: 'publish_event', label: 'Publish as event', kind: 'text', placeholder: '{feed}' },
+    { key: 'publish_args', label: 'Publish arguments (JSON array)', kind: 'json', placeholder: '["{data}"]' },
   ],
   raw: [
     { key: 'auth', label: 'Token goes', kind: 'choice', choices: ['bearer', 'none'] },
@@ -108,7 +122,7 @@ export function createProfileEditor() {
     fields.replaceChildren(...(FIELDS[protocol.value] ?? []).map((field) => {
       const input = field.kind === 'choice'
         ? el('select', { 'data-key': field.key }, ...field.choices.map((c) => el('option', { value: c, text: c })))
-        : el('input', { 'data-key': field.key, spellcheck: 'false', className: field.kind === 'text' ? '' : 'mono' });
+        : el('input', { 'data-key': field.key, spellcheck: 'false', className: field.kind === 'text' ? '' : 'mono', placeholder: field.placeholder ?? '' });
       input.value = shown(field, getPath(profile, field.key)) || (field.kind === 'choice' ? field.choices[0] : '');
       input.addEventListener('change', () => {
         const next = current();
