@@ -47,7 +47,7 @@ async fn a_second_run_on_the_same_state_recovers_what_was_emitted_between_runs()
     let dir = tempfile::tempdir().unwrap();
     let profile = write_profile(dir.path(), &json!({"protocol": "socket.io"}));
 
-    let mut first = tail(&server.url(), &profile, dir.path(), 3)
+    let first = tail(&server.url(), &profile, dir.path(), 3)
         .spawn()
         .unwrap();
     server.wait_for_connections(1).await;

@@ -9,7 +9,11 @@
 //!   the `json` wire on a company-style API (`{"op":"ev","ch":…,"n":…,
 //!   "d":…}`, seq at `/n`), with `data` at a pointer and as the whole
 //!   message, versus a bare loop that parses each frame into a
-//!   `serde_json::Value` and reads the seq at its pointer.
+//!   `serde_json::Value` and reads the seq at its pointer; and the
+//!   `socket.io` wire (`42["bench.f0",{"seq":…,…},"<offset>"]`, seq at
+//!   `/seq` of the first argument), versus a bare loop that strips the
+//!   packet type, parses the array into a `serde_json::Value` and reads
+//!   the seq there.
 //! - latency: send time to delivery, p50/p99/p999, at 1k, 10k and 50k
 //!   events/s.
 //!
@@ -49,11 +53,22 @@ enum Shape {
     JsonDataPointer,
     /// The `json` wire, the whole message as `data`.
     JsonWholeMessage,
+    /// The `socket.io` wire, recovery on, seq in the first argument.
+    SocketIo,
 }
+
+/// The Engine.IO handshake and the CONNECT answer the blast server sends.
+const EIO_OPEN: &str = r#"0{"sid":"bench","upgrades":[],"pingInterval":60000,"pingTimeout":60000,"maxPayload":1000000}"#;
+const SIO_CONNECTED: &str = r#"40{"sid":"s-bench","pid":"p-bench"}"#;
 
 impl Shape {
     fn is_json(self) -> bool {
         matches!(self, Shape::JsonDataPointer | Shape::JsonWholeMessage)
+    }
+
+    /// Speaks a protocol other than `holdline.v1` (no subprotocol).
+    fn is_foreign(self) -> bool {
+        self.is_json() || matches!(self, Shape::SocketIo)
     }
 
     fn feeds(self) -> usize {
@@ -65,8 +80,15 @@ impl Shape {
     }
 }
 
-/// The profile a user would write for the benchmark's JSON API.
-fn json_profile(shape: Shape) -> holdline_engine::Profile {
+/// The profile a user would write for the benchmark's JSON API or
+/// Socket.IO server.
+fn foreign_profile(shape: Shape) -> holdline_engine::Profile {
+    if matches!(shape, Shape::SocketIo) {
+        return holdline_engine::Profile::load(
+            &serde_json::json!({"protocol": "socket.io", "event_seq": "/seq"}),
+        )
+        .unwrap();
+    }
     let mut event = serde_json::json!({"match": {"/op": "ev"}, "feed": "/ch", "seq": "/n"});
     if matches!(shape, Shape::JsonDataPointer) {
         event["data"] = serde_json::json!("/d");
@@ -93,6 +115,16 @@ fn frames(shape: Shape, n: u64) -> Vec<Utf8Bytes> {
         .map(|i| {
             let feed = feed_of(shape, i);
             next_seq[feed] += 1;
+            if matches!(shape, Shape::SocketIo) {
+                return format!(
+                    r#"42["bench.f{feed}",{{"seq":{},"px":{}.25,"sym":"HOLD","q":{}}},"MzUPkW0{}"]"#,
+                    next_seq[feed],
+                    100 + i % 900,
+                    i % 1000,
+                    i % 10
+                )
+                .into();
+            }
             if shape.is_json() {
                 return format!(
                     r#"{{"op":"ev","ch":"bench.f{feed}","n":{},"d":{{"px":{}.25,"sym":"HOLD","q":{}}},"at":1764000000000}}"#,
@@ -147,7 +179,8 @@ fn wire_bytes(frames: &[Utf8Bytes]) -> Vec<u8> {
 /// the socket takes them.
 async fn blast_server(frames: Vec<Utf8Bytes>, shape: Shape) -> SocketAddr {
     let feeds = shape.feeds();
-    let json = shape.is_json();
+    let json = shape.is_foreign();
+    let socket_io = matches!(shape, Shape::SocketIo);
     let wire = wire_bytes(&frames);
     drop(frames);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -163,7 +196,14 @@ async fn blast_server(frames: Vec<Utf8Bytes>, shape: Shape) -> SocketAddr {
             .await
             .unwrap();
         }
-        let mut subscribed = 0;
+        if socket_io {
+            ws.send(Message::text(EIO_OPEN)).await.unwrap();
+            let Some(Ok(Message::Text(_connect))) = ws.next().await else {
+                return;
+            };
+            ws.send(Message::text(SIO_CONNECTED)).await.unwrap();
+        }
+        let mut subscribed = if socket_io { feeds } else { 0 };
         while subscribed < feeds {
             let Some(Ok(Message::Text(text))) = ws.next().await else {
                 return;
@@ -207,18 +247,24 @@ async fn baseline(shape: Shape) -> f64 {
     let total = events();
     let addr = blast_server(frames(shape, total), shape).await;
     let url = format!("ws://{addr}");
-    let (mut ws, _) = if shape.is_json() {
+    let (mut ws, _) = if shape.is_foreign() {
         tokio_tungstenite::connect_async(url).await.unwrap()
     } else {
         let request = holdline_testkit::ws::request(&url).unwrap();
         tokio_tungstenite::connect_async(request).await.unwrap()
     };
-    for feed in 0..feeds {
-        ws.send(Message::text(format!(
-            r#"{{"type":"subscribe","id":"s{feed}","feed":"bench.f{feed}","since":0}}"#
-        )))
-        .await
-        .unwrap();
+    if matches!(shape, Shape::SocketIo) {
+        let _open = ws.next().await;
+        ws.send(Message::text("40")).await.unwrap();
+        let _connected = ws.next().await;
+    } else {
+        for feed in 0..feeds {
+            ws.send(Message::text(format!(
+                r#"{{"type":"subscribe","id":"s{feed}","feed":"bench.f{feed}","since":0}}"#
+            )))
+            .await
+            .unwrap();
+        }
     }
     let mut count = 0u64;
     let mut started = None;
@@ -229,7 +275,15 @@ async fn baseline(shape: Shape) -> f64 {
         let Message::Text(text) = message else {
             continue;
         };
-        let is_event = if shape.is_json() {
+        let is_event = if matches!(shape, Shape::SocketIo) {
+            text.strip_prefix("42").is_some_and(|array| {
+                serde_json::from_str::<serde_json::Value>(array).is_ok_and(|v| {
+                    v.pointer("/1/seq")
+                        .and_then(serde_json::Value::as_u64)
+                        .is_some()
+                })
+            })
+        } else if shape.is_json() {
             serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| {
                 v.pointer("/n")
                     .and_then(serde_json::Value::as_u64)
@@ -254,8 +308,8 @@ async fn engine(shape: Shape) -> f64 {
     let addr = blast_server(frames(shape, total), shape).await;
     let (url, _) = FeedUrl::parse(&format!("ws://{addr}")).unwrap();
     let mut config = EngineConfig::new(url, Some(Token::new("bench")));
-    if shape.is_json() {
-        config = config.with_profile(json_profile(shape));
+    if shape.is_foreign() {
+        config = config.with_profile(foreign_profile(shape));
     }
     config.heartbeat = Duration::from_secs(60);
     let (engine, mut deliveries) = Engine::start(config, Stores::default()).unwrap();
@@ -311,6 +365,7 @@ async fn throughput() {
         Shape::OutOfOrder5,
         Shape::JsonDataPointer,
         Shape::JsonWholeMessage,
+        Shape::SocketIo,
     ] {
         if only.as_deref().is_some_and(|o| o != format!("{shape:?}")) {
             continue;

@@ -76,7 +76,8 @@ pub struct FeedEvent {
 /// with the cursors, so a restart presents what the consumer last committed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionMark {
-    pub session: String,
+    /// Shared by every event of the session.
+    pub session: Arc<str>,
     pub offset: String,
 }
 

@@ -78,7 +78,7 @@ impl SqliteCursorStore {
                 .map_err(|e| store_error(&self.db, e))?;
             for (server, mark) in &pending.sessions {
                 upsert
-                    .execute(params![server, mark.session, mark.offset])
+                    .execute(params![server, &*mark.session, mark.offset])
                     .map_err(|e| store_error(&self.db, e))?;
             }
         }
@@ -135,7 +135,7 @@ impl CursorStore for SqliteCursorStore {
             params![server],
             |row| {
                 Ok(SessionMark {
-                    session: row.get(0)?,
+                    session: row.get::<_, String>(0)?.into(),
                     offset: row.get(1)?,
                 })
             },

@@ -58,6 +58,8 @@ pub(crate) struct SocketIoWire {
     /// Ack ids of emitted publishes, to the outbox ids they settle.
     awaiting_ack: HashMap<u64, String>,
     next_ack_id: u64,
+    /// The last event name (as JSON) and its `meta`.
+    last_meta: Option<(Box<str>, Box<RawValue>)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -73,12 +75,18 @@ enum Stage {
     Connected,
 }
 
-/// The private session id and last offset, when the server offers
-/// recovery.
+/// The private session id and the resume point of the last event, when
+/// the server offers recovery.
 #[derive(Debug, Clone, Default)]
 struct Recovery {
-    session: Option<String>,
-    offset: Option<String>,
+    session: Option<Arc<str>>,
+    last: Option<Arc<SessionMark>>,
+}
+
+impl Recovery {
+    fn offset(&self) -> Option<&str> {
+        self.last.as_ref().map(|mark| mark.offset.as_str())
+    }
 }
 
 /// A binary packet waiting for its attachments.
@@ -129,14 +137,15 @@ impl SocketIoWire {
             ping_limit: None,
             max_payload: None,
             recovery: saved.map_or_else(Recovery::default, |mark| Recovery {
-                session: Some(mark.session),
-                offset: Some(mark.offset),
+                session: Some(mark.session.clone()),
+                last: Some(Arc::new(mark)),
             }),
             presented_session: false,
             early: Vec::new(),
             binary: None,
             awaiting_ack: HashMap::new(),
             next_ack_id: 0,
+            last_meta: None,
         }
     }
 
@@ -227,8 +236,8 @@ impl SocketIoWire {
         };
         let mut merged = Map::new();
         merged.insert("pid".into(), session.into());
-        if let Some(offset) = &self.recovery.offset {
-            merged.insert("offset".into(), offset.clone().into());
+        if let Some(offset) = self.recovery.offset() {
+            merged.insert("offset".into(), offset.into());
         }
         if let Some(Value::Object(auth)) = auth {
             merged.extend(auth);
@@ -316,8 +325,9 @@ impl SocketIoWire {
                 }));
             }
         };
-        let recovered =
-            self.presented_session && answer.pid.is_some() && answer.pid == self.recovery.session;
+        let recovered = self.presented_session
+            && answer.pid.is_some()
+            && answer.pid.as_deref() == self.recovery.session.as_deref();
         let continuity = if recovered {
             Continuity::Resumed
         } else if self.presented_session {
@@ -327,8 +337,8 @@ impl SocketIoWire {
         };
         if !recovered {
             self.recovery = Recovery {
-                session: answer.pid,
-                offset: None,
+                session: answer.pid.map(Arc::from),
+                last: None,
             };
         }
         self.stage = Stage::Connected;
@@ -355,12 +365,15 @@ impl SocketIoWire {
         // The server appends the offset to each event it stores for
         // recovery (never to one that asks for an ack); socket.io-client
         // takes a trailing string as the offset whenever recovery is on.
-        if self.recovery.session.is_some()
+        if let Some(session) = &self.recovery.session
             && ack_id.is_none()
             && let Some(offset) = args.last().and_then(|a| packet::as_string(a))
         {
             args.pop();
-            self.recovery.offset = Some(offset);
+            self.recovery.last = Some(Arc::new(SessionMark {
+                session: session.clone(),
+                offset,
+            }));
         }
         if let Some(id) = ack_id {
             // The server asked for an acknowledgement: it is given on
@@ -377,8 +390,21 @@ impl SocketIoWire {
         }
     }
 
+    /// `{"event": NAME}`, made once for a run of events of one name.
+    fn meta_for(&mut self, name_json: &RawValue) -> Result<Box<RawValue>, String> {
+        if let Some((name, meta)) = &self.last_meta
+            && **name == *name_json.get()
+        {
+            return Ok(meta.clone());
+        }
+        let meta = RawValue::from_string(format!("{{\"event\":{}}}", name_json.get()))
+            .map_err(|e| e.to_string())?;
+        self.last_meta = Some((name_json.get().into(), meta.clone()));
+        Ok(meta)
+    }
+
     fn event(
-        &self,
+        &mut self,
         name: String,
         name_json: &RawValue,
         args: &[&RawValue],
@@ -401,31 +427,15 @@ impl SocketIoWire {
                 }
             }
         };
+        // The arguments are slices of a frame serde already checked: they
+        // are copied, never parsed again.
         let data = match args {
-            [] => "null".to_owned(),
-            [one] => one.get().to_owned(),
-            many => {
-                let mut text = String::from("[");
-                for (i, arg) in many.iter().enumerate() {
-                    if i > 0 {
-                        text.push(',');
-                    }
-                    text.push_str(arg.get());
-                }
-                text.push(']');
-                text
-            }
+            [] => RawValue::NULL.to_owned(),
+            [one] => (*one).to_owned(),
+            many => serde_json::value::to_raw_value(many).map_err(|e| e.to_string())?,
         };
-        let data = RawValue::from_string(data).map_err(|e| e.to_string())?;
-        let meta = RawValue::from_string(format!("{{\"event\":{}}}", name_json.get()))
-            .map_err(|e| e.to_string())?;
-        let session = match (&self.recovery.session, &self.recovery.offset) {
-            (Some(session), Some(offset)) => Some(Arc::new(SessionMark {
-                session: session.clone(),
-                offset: offset.clone(),
-            })),
-            _ => None,
-        };
+        let meta = self.meta_for(name_json)?;
+        let session = self.recovery.last.clone();
         Ok(WireEvent {
             feed: Some(name),
             seq,
