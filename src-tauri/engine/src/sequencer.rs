@@ -150,6 +150,12 @@ impl FeedSequencer {
     /// before the new connection's events.
     pub fn on_discontinuity(&mut self, reason: DiscontinuityReason, out: &mut Vec<Delivery>) {
         self.stats.discontinuities += 1;
+        // A numbered feed's next events come from a session nobody can
+        // relate to the lost one (a restarted server may count from 1
+        // again): it starts at the first one, as a feed without a cursor.
+        if self.is_numbered() {
+            self.last = None;
+        }
         self.pending.clear();
         self.hole_since = None;
         self.hole_asked = false;

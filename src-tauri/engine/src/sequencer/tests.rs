@@ -188,6 +188,24 @@ fn an_inferred_feed_starts_at_its_first_event_without_a_cursor() {
 }
 
 #[test]
+fn after_a_lost_session_a_numbered_feed_starts_again_at_its_first_event() {
+    let mut s = FeedSequencer::new("f".into(), None, StartFrom::Beginning, 16, inferred(false));
+    let mut out = Vec::new();
+    let now = Instant::now();
+    for seq in 1..=5 {
+        s.on_event(event(seq), now, &mut out);
+    }
+    s.on_discontinuity(DiscontinuityReason::NotRecovered, &mut out);
+    // The restarted server counts from 1 again: nothing is taken for a
+    // repeat, and no gap is made up.
+    s.on_event(event(1), now, &mut out);
+    s.on_event(event(2), now, &mut out);
+    assert_eq!(seqs(&out), [1, 2, 3, 4, 5, 1, 2]);
+    assert!(gaps(&out).is_empty());
+    assert!(matches!(out[5], Delivery::Discontinuity { .. }));
+}
+
+#[test]
 fn from_the_start_an_inferred_feed_expects_seq_1() {
     let mut s = FeedSequencer::new("f".into(), None, StartFrom::Beginning, 16, inferred(false));
     assert_eq!(s.subscribe_position().since, Some(0));
