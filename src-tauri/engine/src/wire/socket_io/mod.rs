@@ -38,6 +38,11 @@ use crate::store::OutboxEntry;
 /// The feed that takes every event under its own name.
 const EVERY_EVENT: &str = "*";
 
+/// Binary attachments one packet may announce: each is held in memory
+/// until the last arrives, so a count with no bound would be a way to
+/// exhaust it.
+const MAX_ATTACHMENTS: usize = 256;
+
 pub(crate) struct SocketIoWire {
     profile: Profile,
     rules: SocketIoProfile,
@@ -251,13 +256,23 @@ impl SocketIoWire {
             // another client multiplexes it; this one never does.
             return;
         }
+        if packet.attachments > MAX_ATTACHMENTS {
+            return malformed(
+                text,
+                format!(
+                    "{} binary attachments; at most {MAX_ATTACHMENTS} are taken",
+                    packet.attachments
+                ),
+                out,
+            );
+        }
         if packet.attachments > 0 {
             self.binary = Some(PartialBinary {
                 kind: packet.kind,
                 id: packet.id,
                 data: packet.data.to_owned(),
                 expected: packet.attachments,
-                attachments: Vec::with_capacity(packet.attachments),
+                attachments: Vec::new(),
             });
             return;
         }
@@ -567,8 +582,7 @@ impl Wire for SocketIoWire {
             data: Some(&data),
             ..Vars::default()
         };
-        self.next_ack_id += 1;
-        let ack_id = self.next_ack_id;
+        let ack_id = self.next_ack_id + 1;
         let text = self.emit(
             Some(ack_id),
             self.rules.publish_event.render(&vars),
@@ -586,6 +600,7 @@ impl Wire for SocketIoWire {
                 ),
             });
         }
+        self.next_ack_id = ack_id;
         self.awaiting_ack.insert(ack_id, entry.id.clone());
         out.send_text(text);
     }
@@ -647,3 +662,6 @@ impl Wire for SocketIoWire {
 fn malformed(text: &str, reason: impl Into<String>, out: &mut Out) {
     out.item(Inbound::Malformed(MalformedFrame::of_text(text, reason)));
 }
+
+#[cfg(test)]
+mod tests;
