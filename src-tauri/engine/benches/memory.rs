@@ -80,6 +80,7 @@ fn main() {
                 data: RawValue::from_string(data.into()).unwrap(),
                 meta: None,
                 session: None,
+                receipt: None,
             };
             sequencer.on_event(event, now, &mut out);
         }

@@ -67,6 +67,9 @@ pub enum Cause {
     /// The server ended the session at its own level (Socket.IO's
     /// DISCONNECT): asking again would be refused the same way.
     SessionEnded { detail: String },
+    /// The server refused the connection at its protocol's level (an MQTT
+    /// CONNACK or DISCONNECT) for a reason a later attempt may not meet.
+    Refused { detail: String },
     /// A frame broke the WebSocket protocol or our size limit.
     Protocol { detail: String },
     /// The attempt itself failed.
@@ -85,7 +88,10 @@ impl Cause {
     pub fn is_ours(&self) -> bool {
         matches!(
             self,
-            Cause::NotReady { .. } | Cause::LoginRefused { .. } | Cause::SessionEnded { .. }
+            Cause::NotReady { .. }
+                | Cause::LoginRefused { .. }
+                | Cause::SessionEnded { .. }
+                | Cause::Refused { .. }
         )
     }
 
@@ -123,6 +129,7 @@ impl fmt::Display for Cause {
             }
             Cause::LoginRefused { detail } => write!(f, "the server refused the login: {detail}"),
             Cause::SessionEnded { detail } => write!(f, "the server ended the session: {detail}"),
+            Cause::Refused { detail } => write!(f, "the server refused: {detail}"),
             Cause::Protocol { detail } => write!(f, "protocol error: {detail}"),
             Cause::Connect { error } => write!(f, "{error}"),
             Cause::UserDisconnect => f.write_str("disconnect requested"),

@@ -38,6 +38,10 @@ pub struct EngineConfig {
     pub extra_ca_file: Option<PathBuf>,
     /// How to speak to the server; `holdline.v1` by default.
     pub profile: Profile,
+    /// A short-lived engine that only publishes (the CLI's `publish`): a
+    /// wire with client sessions (MQTT) uses a client id of its own and
+    /// keeps no session, so it never takes over a running consumer's.
+    pub publisher: bool,
 }
 
 impl EngineConfig {
@@ -57,6 +61,7 @@ impl EngineConfig {
             max_incoming_frame_bytes: 16 << 20,
             extra_ca_file: None,
             profile: Profile::holdline(),
+            publisher: false,
         }
     }
 

@@ -69,11 +69,24 @@ pub struct FeedEvent {
     /// Where the connection's session resumes once this event is handled,
     /// on a wire that resumes whole sessions (Socket.IO's recovery).
     pub session: Option<Arc<SessionMark>>,
+    /// Handed back to the engine when the consumer commits this event.
+    pub receipt: Option<Receipt>,
+}
+
+/// An acknowledgement the wire owes the server once the consumer has
+/// committed an event (MQTT's PUBACK): the connection the event came on
+/// and the protocol's id for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    pub connection: u64,
+    pub id: u16,
 }
 
 /// A resume point for a whole connection rather than one feed: Socket.IO's
-/// private session id and the offset of the last event handled. It is kept
-/// with the cursors, so a restart presents what the consumer last committed.
+/// private session id and the offset of the last event handled, or MQTT's
+/// client id (the broker keeps the position; `offset` is empty). It is kept
+/// with the cursors, so a restart presents what the consumer last
+/// committed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionMark {
     /// Shared by every event of the session.
@@ -86,11 +99,12 @@ pub struct SessionMark {
 pub struct Progress {
     pub cursor: Option<(Arc<str>, Cursor)>,
     pub session: Option<Arc<SessionMark>>,
+    pub receipt: Option<Receipt>,
 }
 
 impl Progress {
     pub fn is_empty(&self) -> bool {
-        self.cursor.is_none() && self.session.is_none()
+        self.cursor.is_none() && self.session.is_none() && self.receipt.is_none()
     }
 }
 
@@ -148,11 +162,15 @@ impl Delivery {
     /// the delivery on.
     pub fn progress(&self) -> Progress {
         let cursor = self.reached().map(|(feed, cursor)| (feed.clone(), cursor));
-        let session = match self {
-            Delivery::Event(e) => e.session.clone(),
-            _ => None,
+        let (session, receipt) = match self {
+            Delivery::Event(e) => (e.session.clone(), e.receipt),
+            _ => (None, None),
         };
-        Progress { cursor, session }
+        Progress {
+            cursor,
+            session,
+            receipt,
+        }
     }
 
     /// The feed this delivery belongs to, if any.

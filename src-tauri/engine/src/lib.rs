@@ -39,7 +39,7 @@ pub use crate::backoff::BackoffConfig;
 pub use crate::cause::{Cause, ConnectError, Trigger};
 pub use crate::config::EngineConfig;
 pub use crate::delivery::{
-    Cursor, Delivery, DiscontinuityReason, FeedEvent, Progress, RawFrame, SessionMark,
+    Cursor, Delivery, DiscontinuityReason, FeedEvent, Progress, RawFrame, Receipt, SessionMark,
 };
 pub use crate::error::{EngineError, PublishAck, PublishError};
 pub use crate::events::{
@@ -96,6 +96,9 @@ impl Engine {
         stores: Stores,
     ) -> Result<(Engine, Deliveries), EngineError> {
         let (command_tx, command_rx) = mpsc::channel(256);
+        // Unbounded: a commit never waits, and what it holds is bounded by
+        // the messages the server lets be unacknowledged at once.
+        let (receipt_tx, receipt_rx) = mpsc::unbounded_channel();
         // Deliveries travel in batches of up to one read turn; the channel
         // holds as many whole turns as `delivery_buffer` covers.
         let batches = (config.delivery_buffer / actor::FRAMES_PER_TURN).max(2);
@@ -119,6 +122,7 @@ impl Engine {
             wire,
             Channels {
                 commands: command_rx,
+                receipts: receipt_rx,
                 deliveries: delivery_tx,
                 events: events.clone(),
                 state: state_tx,
@@ -135,6 +139,7 @@ impl Engine {
             server_key: server_key.clone(),
         };
         let deliveries = Deliveries {
+            receipts: receipt_tx,
             rx: delivery_rx,
             ready: std::collections::VecDeque::new(),
             cursors: stores.cursors,
@@ -291,6 +296,7 @@ impl Future for PendingPublish {
 /// ([`Deliveries::commit`]), so a consumer that stops after N deliveries
 /// resumes with `since = N`, never beyond.
 pub struct Deliveries {
+    receipts: mpsc::UnboundedSender<delivery::Receipt>,
     rx: mpsc::Receiver<Vec<Delivery>>,
     ready: std::collections::VecDeque<Delivery>,
     cursors: Arc<dyn CursorStore>,
@@ -322,6 +328,10 @@ impl Deliveries {
         }
         if let Some(mark) = &progress.session {
             self.cursors.save_session(&self.server_key, mark)?;
+        }
+        if let Some(receipt) = progress.receipt {
+            // The engine gone, nothing is owed any more.
+            let _ = self.receipts.send(receipt);
         }
         Ok(())
     }

@@ -119,6 +119,7 @@ pub fn reaction_to(cause: &Cause, close_rule: &dyn Fn(u16) -> CloseRule) -> Reac
         Cause::ConnectionLost { .. }
         | Cause::HeartbeatTimeout { .. }
         | Cause::NotReady { .. }
+        | Cause::Refused { .. }
         | Cause::Protocol { .. } => Reaction::Backoff,
         // The socket was dead across a wake or network change: the backoff
         // was reset by the trigger, and the way back is immediate.

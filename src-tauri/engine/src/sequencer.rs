@@ -373,6 +373,7 @@ impl FeedSequencer {
             data: event.data,
             meta: event.meta,
             session: event.session,
+            receipt: event.receipt,
         }));
     }
 

@@ -11,7 +11,7 @@ use tracing::debug;
 
 use super::{Actor, MALFORMED_RECORDED_PER_CONNECTION};
 use crate::cause::Cause;
-use crate::delivery::{Delivery, DiscontinuityReason};
+use crate::delivery::{Delivery, DiscontinuityReason, Receipt};
 use crate::error::{PublishAck, PublishError};
 use crate::events::*;
 use crate::sequencer::{Accepted, FeedSequencer, HoleAction, StartFrom};
@@ -96,6 +96,18 @@ impl Actor {
                     json!({ "what": what, "feed": feed, "frame": frame }),
                 );
             }
+            Inbound::SaveSession(mark) => {
+                let saved = self
+                    .cursors
+                    .save_session(self.config.url.server_key(), &mark)
+                    .and_then(|()| self.cursors.flush());
+                if let Err(err) = saved {
+                    self.record_storage_error(&err);
+                }
+            }
+            Inbound::Notice { message, details } => {
+                self.record(HistoryKind::Protocol, Level::Info, message, details)
+            }
             Inbound::End(cause) => return Some(cause),
         }
         None
@@ -116,7 +128,7 @@ impl Actor {
                 self.heartbeat = period;
                 session.liveness.set_period(period);
             }
-            Some(Heartbeat::ServerPings(limit)) => {
+            Some(Heartbeat::InProtocol(limit)) => {
                 self.heartbeat = limit / 2;
                 session.liveness.follow_server_pings(limit);
             }
@@ -186,12 +198,15 @@ impl Actor {
             None if self.feeds.len() == 1 => self.feeds.values_mut().next(),
             None => None,
         };
+        let receipt = event.receipt;
         if let Some(sequencer) = sequencer {
             match sequencer.on_event(event, Instant::now(), &mut self.outgoing) {
                 Accepted::TooFarAhead => {
                     let feed = sequencer.feed().clone();
                     self.resubscribe(&feed, "event too far ahead of the reorder window");
+                    self.release(receipt);
                 }
+                Accepted::Duplicate => self.release(receipt),
                 Accepted::Delivered { .. } if self.outgoing.len() == marked + 1 => {}
                 _ => self.record_markers(marked),
             }
@@ -203,7 +218,7 @@ impl Actor {
             (name, None) => {
                 self.unrouted += 1;
                 debug!(feed = ?name, "event for a feed we are not subscribed to");
-                return;
+                return self.release(receipt);
             }
         };
         let start = self.every_feed.unwrap_or_default();
@@ -212,6 +227,15 @@ impl Actor {
         }
         self.adopted.insert(name);
         self.route_event(event);
+    }
+
+    /// An event the consumer will never see (a repeat, a feed nobody
+    /// subscribed) still owes the server its acknowledgement, or the
+    /// server would send it again for ever.
+    fn release(&mut self, receipt: Option<Receipt>) {
+        if let Some(receipt) = receipt {
+            self.wire.on_committed(receipt, &mut self.wire_out);
+        }
     }
 
     /// Starts ordering a feed from its saved cursor (else `start`).

@@ -28,7 +28,7 @@ use tracing::warn;
 use crate::backoff::Backoff;
 use crate::cause::{Cause, Trigger};
 use crate::config::EngineConfig;
-use crate::delivery::Delivery;
+use crate::delivery::{Delivery, Receipt};
 use crate::error::EngineError;
 use crate::events::*;
 use crate::liveness::Liveness;
@@ -101,6 +101,8 @@ pub(crate) struct Actor {
     /// What the last call into the wire produced.
     wire_out: Out,
     commands: mpsc::Receiver<Command>,
+    /// What the consumer committed that the wire must acknowledge.
+    receipts: mpsc::UnboundedReceiver<Receipt>,
     deliveries: mpsc::Sender<Vec<Delivery>>,
     /// Deliveries of the current turn, sent to the consumer as one batch.
     outgoing: Vec<Delivery>,
@@ -136,6 +138,7 @@ pub(crate) struct Actor {
 
 pub(crate) struct Channels {
     pub commands: mpsc::Receiver<Command>,
+    pub receipts: mpsc::UnboundedReceiver<Receipt>,
     pub deliveries: mpsc::Sender<Vec<Delivery>>,
     pub events: tokio::sync::broadcast::Sender<EngineEvent>,
     pub state: watch::Sender<ConnectionState>,
@@ -156,6 +159,7 @@ impl Actor {
             wire,
             wire_out: Out::default(),
             commands: channels.commands,
+            receipts: channels.receipts,
             deliveries: channels.deliveries,
             outgoing: Vec::new(),
             events: channels.events,

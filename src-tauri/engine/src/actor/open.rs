@@ -129,6 +129,10 @@ impl Actor {
                         return cause;
                     }
                 }
+                Some(receipt) = self.receipts.recv() => {
+                    self.wire.on_committed(receipt, &mut self.wire_out);
+                    ended = self.apply_wire_output();
+                }
                 () = sleep_until(liveness.next_ping_at().unwrap_or_else(far_future)), if liveness.next_ping_at().is_some() => {
                     let now = Instant::now();
                     self.writes.push(self.ping_message(now));

@@ -24,6 +24,7 @@ fn event(seq: u64) -> WireEvent {
         data: RawValue::from_string(seq.to_string()).unwrap(),
         meta: None,
         session: None,
+        receipt: None,
     }
 }
 

@@ -83,6 +83,7 @@ impl HoldlineWire {
                 data: event.data,
                 meta: None,
                 session: None,
+                receipt: None,
             })),
             ServerFrame::Subscribed(sub) => {
                 if let Some(Request::Subscribe(feed)) = self.requests.remove(&sub.id)

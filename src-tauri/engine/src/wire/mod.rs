@@ -9,6 +9,7 @@
 mod holdline;
 mod json;
 mod message;
+mod mqtt;
 mod raw;
 mod socket_io;
 
@@ -21,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::cause::Cause;
 use crate::config::EngineConfig;
-use crate::delivery::{DiscontinuityReason, RawFrame, SessionMark};
+use crate::delivery::{DiscontinuityReason, RawFrame, Receipt, SessionMark};
 use crate::error::EngineError;
 use crate::policy::CloseRule;
 use crate::profile::{Auth, Profile, Template, WireProfile};
@@ -116,9 +117,10 @@ pub(crate) enum Heartbeat {
     /// The client sends WebSocket Pings on this period; twice the period
     /// with no frame of any kind is death.
     ClientPings(Duration),
-    /// The server pings and the wire answers (Engine.IO): the client sends
-    /// no Pings, and silence longer than this is death.
-    ServerPings(Duration),
+    /// The protocol keeps liveness itself (Engine.IO's pings, MQTT's
+    /// PINGREQ): the client sends no WebSocket Pings, and silence longer
+    /// than this is death.
+    InProtocol(Duration),
 }
 
 /// What became of the previous connection's stream.
@@ -146,6 +148,8 @@ pub struct WireEvent {
     pub meta: Option<Box<RawValue>>,
     /// The session's resume point once this event is handled.
     pub session: Option<Arc<SessionMark>>,
+    /// What the wire wants back once the consumer committed this event.
+    pub receipt: Option<Receipt>,
 }
 
 /// A neutral item decoded from the wire, for the actor to apply.
@@ -191,6 +195,14 @@ pub(crate) enum Inbound {
         feed: Option<String>,
         frame: String,
     },
+    /// The connection's session, to keep with the cursors now (MQTT's
+    /// client id once the broker holds a session for it).
+    SaveSession(SessionMark),
+    /// Something the history should say that is not an error.
+    Notice {
+        message: String,
+        details: serde_json::Value,
+    },
     /// The connection must end, for this reason.
     End(Cause),
 }
@@ -224,6 +236,10 @@ pub(crate) trait Wire: Send {
     fn subscribe(&mut self, feed: &str, position: &Position, out: &mut Out);
 
     fn unsubscribe(&mut self, feed: &str, out: &mut Out);
+
+    /// The consumer committed an event that carried `receipt` (MQTT's
+    /// PUBACK for a QoS 1 message is sent only now).
+    fn on_committed(&mut self, _receipt: Receipt, _out: &mut Out) {}
 
     /// Refuses a publish this wire cannot carry, before it is queued.
     fn check_publish(&self, entry: &OutboxEntry) -> Result<(), EngineError>;
@@ -277,7 +293,8 @@ pub(crate) fn for_profile(
         WireProfile::SocketIo(rules) => {
             Box::new(socket_io::SocketIoWire::new(config, rules, saved_session))
         }
-        WireProfile::Mqtt(_) | WireProfile::GraphqlWs(_) => {
+        WireProfile::Mqtt(rules) => Box::new(mqtt::MqttWire::new(config, rules, saved_session)),
+        WireProfile::GraphqlWs(_) => {
             return Err(EngineError::InvalidProfile {
                 key: "protocol".into(),
                 message: format!(

@@ -223,6 +223,7 @@ impl JsonWire {
             data,
             meta: None,
             session: None,
+            receipt: None,
         })
     }
 

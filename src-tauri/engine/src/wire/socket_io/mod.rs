@@ -2,7 +2,7 @@
 //! transport, with the server's connection state recovery.
 //!
 //! Feeds are event names. The server pings and the wire answers; the
-//! actor only watches the silence (`Heartbeat::ServerPings`). Recovery is
+//! actor only watches the silence (`Heartbeat::InProtocol`). Recovery is
 //! the client's half of what `socket.io` implements: the private session
 //! id and the offset the server appends to each stored event are kept,
 //! handed to the consumer with each event (`SessionMark`, committed with
@@ -359,7 +359,7 @@ impl SocketIoWire {
         self.stage = Stage::Connected;
         out.item(Inbound::Ready(Ready {
             session: Some(answer.sid),
-            heartbeat: self.ping_limit.map(Heartbeat::ServerPings),
+            heartbeat: self.ping_limit.map(Heartbeat::InProtocol),
             max_frame_bytes: self.max_payload,
             continuity,
         }));
@@ -459,6 +459,7 @@ impl SocketIoWire {
             data,
             meta: Some(meta),
             session,
+            receipt: None,
         })
     }
 

@@ -55,7 +55,7 @@ fn connect_carries_the_token_and_the_history_a_redacted_copy() {
     assert_eq!(ready.session.as_deref(), Some("s1"));
     assert_eq!(
         ready.heartbeat,
-        Some(Heartbeat::ServerPings(Duration::from_millis(500)))
+        Some(Heartbeat::InProtocol(Duration::from_millis(500)))
     );
     assert_eq!(ready.max_frame_bytes, Some(100));
     assert_eq!(ready.continuity, Continuity::ByFeed);
