@@ -24,7 +24,7 @@ fn refused_saved_feeds_are_left_out_and_a_failed_activation_starts_nothing() {
         "servers": [
             {"id": "srv-ref", "name": "Reference", "url": format!("{}/", server.url())},
             {"id": "srv-later", "name": "Later", "url": "ws://127.0.0.1:9/",
-             "profile": {"protocol": "mqtt"}}
+             "profile": {"protocol": "graphql-ws", "feeds": {"a": {"query": "subscription { a }"}}}}
         ],
         "feeds": {"srv-ref": ["ok.feed", "bad name!"]},
         "active_server": "srv-ref"
@@ -61,7 +61,7 @@ fn refused_saved_feeds_are_left_out_and_a_failed_activation_starts_nothing() {
     let refused = call(&webview, "connect", json!({"id": "srv-later"})).unwrap_err();
     assert_eq!(refused["code"], "invalid_profile", "{refused}");
     assert!(
-        refused["message"].as_str().unwrap().contains("mqtt"),
+        refused["message"].as_str().unwrap().contains("graphql-ws"),
         "{refused}"
     );
     let after = call(&webview, "snapshot", json!({})).unwrap();

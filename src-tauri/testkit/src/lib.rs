@@ -1,12 +1,14 @@
 //! Test support shared by the engine, server and CLI tests.
 
 pub mod json_server;
+pub mod mqtt_broker;
 pub mod node_server;
 mod proxy;
 pub mod socket_io_server;
 pub mod ws;
 
 pub use json_server::{JsonServer, JsonServerConfig, UpgradeSeen};
+pub use mqtt_broker::{MqttBroker, MqttBrokerConfig};
 pub use node_server::NodeServer;
 pub use proxy::FaultProxy;
 pub use socket_io_server::{SocketIoConfig, SocketIoServer};

@@ -62,6 +62,12 @@ impl Actor {
             let wire_deadline = self.wire.deadline();
             tokio::select! {
                 biased;
+                // Before commands: what the consumer committed before it
+                // asked to stop is still acknowledged on the way out.
+                Some(receipt) = self.receipts.recv() => {
+                    self.wire.on_committed(receipt, &mut self.wire_out);
+                    ended = self.apply_wire_output();
+                }
                 command = self.commands.recv() => {
                     let Some(command) = command else {
                         close_socket(&mut socket, "client shutting down").await;
@@ -128,10 +134,6 @@ impl Actor {
                         }
                         return cause;
                     }
-                }
-                Some(receipt) = self.receipts.recv() => {
-                    self.wire.on_committed(receipt, &mut self.wire_out);
-                    ended = self.apply_wire_output();
                 }
                 () = sleep_until(liveness.next_ping_at().unwrap_or_else(far_future)), if liveness.next_ping_at().is_some() => {
                     let now = Instant::now();
