@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use holdline_engine::{
-    BackoffConfig, ConnectionState, Engine, EngineConfig, EngineError, EngineEvent, FeedUrl,
-    FileCursorStore, FileRecovery, Profile, PublishError, StartFrom, Stores, Token,
+    BackoffConfig, ConnectionState, CursorStore, Engine, EngineConfig, EngineError, EngineEvent,
+    FeedUrl, FileCursorStore, FileRecovery, MemoryCursorStore, Profile, PublishError, StartFrom,
+    Stores, Token,
 };
 use serde_json::value::RawValue;
 use tokio::sync::broadcast::error::RecvError;
@@ -114,6 +115,11 @@ struct PublishArgs {
     /// Request id; a resend with the same id is never published twice.
     #[arg(long, value_name = "ID")]
     id: Option<String>,
+    /// Where `tail` keeps its state (default: the platform data
+    /// directory): an MQTT publish takes the client id saved there, with
+    /// `-pub` appended.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     #[command(flatten)]
     connection: Connection,
 }
@@ -429,8 +435,23 @@ async fn publish(args: PublishArgs) -> u8 {
         Err(code) => return code,
     };
     let token = resolve_token(&url, url_token);
-    let config = engine_config(url, token, &args.connection, profile);
-    let (engine, _deliveries) = match Engine::start(config, Stores::default()) {
+    // The consumer's saved session, read and never written: the publish
+    // connects under an id of its own derived from it.
+    let cursors = MemoryCursorStore::default();
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    if let Some(mark) =
+        FileCursorStore::read_session(&state_dir.join("cursors.json"), url.server_key())
+        && let Err(err) = cursors.save_session(url.server_key(), &mark)
+    {
+        complain(&err.to_string());
+    }
+    let mut config = engine_config(url, token, &args.connection, profile);
+    config.publisher = true;
+    let stores = Stores {
+        cursors: Arc::new(cursors),
+        ..Stores::default()
+    };
+    let (engine, _deliveries) = match Engine::start(config, stores) {
         Ok(started) => started,
         Err(err @ EngineError::InvalidProfile { .. }) => {
             complain(&err.to_string());

@@ -197,6 +197,16 @@ impl FileCursorStore {
         Ok((store, recovery))
     }
 
+    /// The session mark saved in the cursor file at `path`, read without
+    /// taking the file's lock: a short-lived publisher may look while a
+    /// long-running consumer holds it (the file is replaced atomically, so
+    /// it is always whole). A missing or unreadable file has none.
+    pub fn read_session(path: &Path, server: &str) -> Option<SessionMark> {
+        let bytes = fs::read(path).ok()?;
+        let file: CursorFile = serde_json::from_slice(&bytes).ok()?;
+        file.sessions.get(server).cloned()
+    }
+
     pub fn with_write_interval(mut self, interval: Duration) -> Self {
         self.write_interval = interval;
         self
