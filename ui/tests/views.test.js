@@ -234,7 +234,7 @@ test('the server editor: a json profile from a preset, its refusal shown at the 
   await page.getByTestId('server-add').click();
   assert.equal(await page.getByTestId('server-profile').isVisible(), false, 'holdline.v1 needs no profile');
   const protocols = await page.getByTestId('server-protocol').locator('option').evaluateAll((o) => o.map((n) => n.value));
-  assert.deepEqual(protocols, ['holdline.v1', 'json', 'socket.io', 'raw']);
+  assert.deepEqual(protocols, ['holdline.v1', 'json', 'socket.io', 'mqtt', 'raw']);
   await page.getByTestId('server-protocol').selectOption('json');
   await page.getByTestId('server-profile').waitFor();
   const preset = JSON.parse(await page.getByTestId('server-profile').inputValue());
@@ -363,4 +363,20 @@ test('rows show the event name or topic a protocol reports beside the feed', asy
   await page.getByTestId('live-filter').fill('a/temp');
   await page.locator('[data-testid=event-row][data-feed=tick]').waitFor({ state: 'detached' });
   assert.equal(await row.count(), 1, 'the filter reads the topic too');
+});
+
+test('the server editor speaks mqtt: version, client id, username, QoS and keepalive edit the profile', async () => {
+  await page.getByTestId('server-add').click();
+  await page.getByTestId('server-protocol').selectOption('mqtt');
+  await page.getByTestId('server-profile').waitFor();
+  const keys = await page.locator('#profile-fields [data-key]').evaluateAll((n) => n.map((i) => i.dataset.key));
+  assert.deepEqual(keys, ['version', 'client_id', 'username', 'qos', 'keepalive_s', 'session_expiry_s', 'event_seq']);
+  await page.locator('#profile-fields [data-key=version]').selectOption('5');
+  for (const [key, value] of [['username', 'meter'], ['qos', '0'], ['keepalive_s', '10']]) {
+    const field = page.locator(`#profile-fields [data-key=${key}]`);
+    await field.fill(value);
+    await field.dispatchEvent('change');
+  }
+  assert.deepEqual(JSON.parse(await page.getByTestId('server-profile').inputValue()),
+    { protocol: 'mqtt', version: '5', qos: 0, username: 'meter', keepalive_s: 10 });
 });

@@ -27,6 +27,7 @@ export const PRESETS = {
     protocol: 'socket.io',
     subscribe: ['join', '{feed}'],
   },
+  'MQTT broker, persistent session': { protocol: 'mqtt', version: '3.1.1', qos: 1 },
   Raw: { protocol: 'raw' },
 };
 
@@ -52,6 +53,15 @@ const FIELDS = {
     { key: 'event_seq', label: 'Event seq at (pointer into the first argument)', kind: 'text' },
     { key: 'publish_event', label: 'Publish as event', kind: 'text', placeholder: '{feed}' },
     { key: 'publish_args', label: 'Publish arguments (JSON array)', kind: 'json', placeholder: '["{data}"]' },
+  ],
+  mqtt: [
+    { key: 'version', label: 'MQTT version', kind: 'choice', choices: ['3.1.1', '5'] },
+    { key: 'client_id', label: 'Client id (empty: one made and kept for this server)', kind: 'text' },
+    { key: 'username', label: 'Username (the token is the password)', kind: 'text' },
+    { key: 'qos', label: 'QoS (0 or 1)', kind: 'number', placeholder: '1' },
+    { key: 'keepalive_s', label: 'Keepalive, s', kind: 'number', placeholder: '30' },
+    { key: 'session_expiry_s', label: 'Session expiry, s (MQTT 5)', kind: 'number', placeholder: '3600' },
+    { key: 'event_seq', label: 'Event seq at (pointer into a JSON payload)', kind: 'text' },
   ],
   raw: [
     { key: 'auth', label: 'Token goes', kind: 'choice', choices: ['bearer', 'none'] },
