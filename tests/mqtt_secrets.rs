@@ -58,6 +58,10 @@ fn the_password_is_sent_in_connect_and_recorded_nowhere() {
     });
     let exported = call(&webview, "history_export", json!({"query": {}})).unwrap();
     assert!(exported["count"].as_u64().unwrap() > 0);
-    assert!(std::fs::read_to_string(&export_path).unwrap().contains("<redacted>"));
+    assert!(
+        std::fs::read_to_string(&export_path)
+            .unwrap()
+            .contains("<redacted>")
+    );
     assert_no_file_holds(home.path(), PASSWORD);
 }

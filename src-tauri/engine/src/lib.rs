@@ -17,6 +17,8 @@ mod dial;
 pub mod error;
 pub mod events;
 pub mod feed_url;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod liveness;
 pub mod logging;
 mod outbox;

@@ -5,8 +5,8 @@
 #![no_main]
 
 use holdline_engine::sequencer::{FeedSequencer, StartFrom};
+use holdline_engine::wire::{FeedRule, HoleRule, Numbering, WireEvent};
 use holdline_engine::Delivery;
-use holdline_protocol::{Event, GapRange, Subscribed};
 use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;
 
@@ -14,11 +14,11 @@ const WINDOW: usize = 16;
 
 fuzz_target!(|data: &[u8]| {
     let now = tokio::time::Instant::now();
-    let mut seq = FeedSequencer::new("f".into(), None, StartFrom::Beginning, WINDOW);
+    let rule = FeedRule { numbering: Numbering::Contiguous, holes: HoleRule::AskServer };
+    let mut seq = FeedSequencer::new("f".into(), None, StartFrom::Beginning, WINDOW, rule);
     seq.subscribe_position();
     let mut out = Vec::new();
-    let first = Subscribed { id: "s".into(), feed: "f".into(), epoch: "e0".into(), head: 0, replay_from: None, gap: None };
-    seq.on_subscribed(&first, &mut out);
+    seq.on_subscribed("e0", 0, None, &mut out);
     let mut last = 0u64;
     let mut epoch = String::from("e0");
     for chunk in data.chunks(3) {
@@ -29,14 +29,22 @@ fuzz_target!(|data: &[u8]| {
         if op == 0 {
             // A subscribe answer: maybe a new epoch, maybe a gap.
             let new_epoch = if a % 4 == 0 { format!("e{b}") } else { epoch.clone() };
-            let gap = (b % 3 == 0).then(|| GapRange { from: 1 + a % 8, to: 1 + a % 8 + b % 8 });
+            let gap = (b % 3 == 0).then(|| (1 + a % 8, 1 + a % 8 + b % 8));
             let head = 300;
             seq.subscribe_position();
-            let sub = Subscribed { id: "s".into(), feed: "f".into(), epoch: new_epoch.clone(), head, replay_from: None, gap };
-            seq.on_subscribed(&sub, &mut out);
+            seq.on_subscribed(&new_epoch, head, gap, &mut out);
         } else {
             let n = (a << 8 | b) % 300 + 1;
-            let event = Event { feed: "f".into(), seq: n, data: RawValue::from_string("0".into()).unwrap(), ts: 0 };
+            let event = WireEvent {
+                feed: Some("f".into()),
+                seq: Some(n),
+                epoch: Some(epoch.as_str().into()),
+                ts: None,
+                data: RawValue::from_string("0".into()).unwrap(),
+                meta: None,
+                session: None,
+                receipt: None,
+            };
             seq.on_event(event, now, &mut out);
         }
         for delivery in &out {
@@ -51,14 +59,15 @@ fuzz_target!(|data: &[u8]| {
                     last = *to;
                 }
                 Delivery::Event(e) => {
-                    assert_eq!(e.seq, last + 1, "events must come in order, once");
-                    assert_eq!(&*e.epoch, epoch.as_str());
-                    last = e.seq;
+                    let n = e.seq.expect("a numbered feed");
+                    assert_eq!(n, last + 1, "events must come in order, once");
+                    assert_eq!(e.epoch.as_deref(), Some(epoch.as_str()));
+                    last = n;
                 }
-                Delivery::Raw(_) => unreachable!(),
+                Delivery::Discontinuity { .. } | Delivery::Raw(_) => unreachable!(),
             }
         }
         assert!(seq.buffered() <= WINDOW);
-        assert_eq!(seq.last_delivered(), last);
+        assert_eq!(seq.last_delivered(), Some(last));
     }
 });

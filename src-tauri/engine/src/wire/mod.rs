@@ -306,6 +306,13 @@ pub(crate) fn for_profile(
     })
 }
 
+/// What the MQTT framer and decoder make of `pieces` arriving one after
+/// another: each packet's bytes and its decoding (for the fuzz target).
+#[doc(hidden)]
+pub fn mqtt_packets(version5: bool, pieces: &[&[u8]]) -> Vec<(Vec<u8>, String)> {
+    mqtt::decode_pieces(version5, pieces)
+}
+
 /// The longest feed name a profile's wire takes.
 const MAX_FEED_CHARS: usize = 256;
 

@@ -427,6 +427,31 @@ impl MqttWire {
     }
 }
 
+/// Every packet found in `pieces` fed in order, with its decoding or the
+/// error, ending at the first framing error.
+pub(crate) fn decode_pieces(version5: bool, pieces: &[&[u8]]) -> Vec<(Vec<u8>, String)> {
+    let version = if version5 { Version::V5 } else { Version::V311 };
+    let mut framer = Framer::new(1 << 20);
+    let mut found = Vec::new();
+    for piece in pieces {
+        framer.push(piece);
+        loop {
+            match framer.next_packet() {
+                Ok(Some(packet)) => {
+                    let decoded = format!("{:?}", codec::decode(version, &packet));
+                    found.push((packet.to_vec(), decoded));
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    found.push((Vec::new(), error));
+                    return found;
+                }
+            }
+        }
+    }
+    found
+}
+
 /// 22 characters from the set MQTT 3.1.1 says every broker accepts.
 fn generated_client_id() -> String {
     format!("holdline{:014x}", fastrand::u64(..) >> 8)
