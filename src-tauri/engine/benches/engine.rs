@@ -13,7 +13,9 @@
 //!   `socket.io` wire (`42["bench.f0",{"seq":…,…},"<offset>"]`, seq at
 //!   `/seq` of the first argument), versus a bare loop that strips the
 //!   packet type, parses the array into a `serde_json::Value` and reads
-//!   the seq there.
+//!   the seq there; and the `mqtt` wire (QoS 0 PUBLISH packets in binary
+//!   frames, a JSON payload with its seq at `/n`), versus a bare loop that
+//!   only decodes the same packets with `mqtt-proto`.
 //! - latency: send time to delivery, p50/p99/p999, at 1k, 10k and 50k
 //!   events/s.
 //!
@@ -55,6 +57,12 @@ enum Shape {
     JsonWholeMessage,
     /// The `socket.io` wire, recovery on, seq in the first argument.
     SocketIo,
+    /// The `mqtt` wire, QoS 0, a JSON payload with its seq; the baseline
+    /// only decodes the packets.
+    Mqtt,
+    /// The same, against a baseline that also reads the payload's seq as a
+    /// hand-written client would (`serde_json::Value`, `/n`).
+    MqttSeqRead,
 }
 
 /// The Engine.IO handshake and the CONNECT answer the blast server sends.
@@ -66,9 +74,13 @@ impl Shape {
         matches!(self, Shape::JsonDataPointer | Shape::JsonWholeMessage)
     }
 
-    /// Speaks a protocol other than `holdline.v1` (no subprotocol).
+    /// Speaks a protocol other than `holdline.v1`.
     fn is_foreign(self) -> bool {
-        self.is_json() || matches!(self, Shape::SocketIo)
+        self.is_json() || matches!(self, Shape::SocketIo) || self.is_mqtt()
+    }
+
+    fn is_mqtt(self) -> bool {
+        matches!(self, Shape::Mqtt | Shape::MqttSeqRead)
     }
 
     fn feeds(self) -> usize {
@@ -86,6 +98,12 @@ fn foreign_profile(shape: Shape) -> holdline_engine::Profile {
     if matches!(shape, Shape::SocketIo) {
         return holdline_engine::Profile::load(
             &serde_json::json!({"protocol": "socket.io", "event_seq": "/seq"}),
+        )
+        .unwrap();
+    }
+    if shape.is_mqtt() {
+        return holdline_engine::Profile::load(
+            &serde_json::json!({"protocol": "mqtt", "event_seq": "/n", "client_id": "bench"}),
         )
         .unwrap();
     }
@@ -154,6 +172,30 @@ fn frames(shape: Shape, n: u64) -> Vec<Utf8Bytes> {
     out
 }
 
+/// The MQTT PUBLISH packets (QoS 0, ~100 bytes), each framed as its own
+/// binary WebSocket frame, ready to write.
+fn mqtt_wire_bytes(n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let payload = format!(
+            r#"{{"n":{},"px":{}.25,"sym":"HOLD","q":{}}}"#,
+            i + 1,
+            100 + i % 900,
+            i % 1000
+        );
+        let topic = "bench.f0";
+        let remaining = 2 + topic.len() + payload.len();
+        let mut packet = vec![0x30, remaining as u8];
+        packet.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+        packet.extend_from_slice(topic.as_bytes());
+        packet.extend_from_slice(payload.as_bytes());
+        out.push(0x82); // FIN + binary
+        out.push(packet.len() as u8);
+        out.extend_from_slice(&packet);
+    }
+    out
+}
+
 /// The frames as bytes on the wire: unmasked text frames, ready to write.
 /// Framing them up front leaves the sender a bare `write_all`, so on a
 /// two-core machine the server steals as little CPU as possible from the
@@ -181,14 +223,26 @@ async fn blast_server(frames: Vec<Utf8Bytes>, shape: Shape) -> SocketAddr {
     let feeds = shape.feeds();
     let json = shape.is_foreign();
     let socket_io = matches!(shape, Shape::SocketIo);
-    let wire = wire_bytes(&frames);
+    let mqtt = shape.is_mqtt();
+    let wire = if mqtt {
+        mqtt_wire_bytes(frames.len() as u64)
+    } else {
+        wire_bytes(&frames)
+    };
     drop(frames);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
         stream.set_nodelay(true).unwrap();
-        let mut ws = holdline_testkit::ws::accept(stream, !json).await.unwrap();
+        let subprotocol = if mqtt {
+            Some("mqtt")
+        } else {
+            (!json).then_some(holdline_testkit::ws::SUBPROTOCOL)
+        };
+        let mut ws = holdline_testkit::ws::accept_selecting(stream, subprotocol)
+            .await
+            .unwrap();
         if !json {
             ws.send(Message::text(
                 r#"{"type":"welcome","session":"b","heartbeat_ms":60000,"max_frame_bytes":1048576,"server":"bench"}"#,
@@ -203,10 +257,21 @@ async fn blast_server(frames: Vec<Utf8Bytes>, shape: Shape) -> SocketAddr {
             };
             ws.send(Message::text(SIO_CONNECTED)).await.unwrap();
         }
+        if mqtt {
+            // CONNECT, then CONNACK (no session), then the SUBSCRIBE.
+            let Some(Ok(Message::Binary(_connect))) = ws.next().await else {
+                return;
+            };
+            ws.send(Message::binary(vec![0x20, 0x02, 0x00, 0x00]))
+                .await
+                .unwrap();
+        }
         let mut subscribed = if socket_io { feeds } else { 0 };
         while subscribed < feeds {
-            let Some(Ok(Message::Text(text))) = ws.next().await else {
-                return;
+            let text = match ws.next().await {
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(Message::Binary(_))) => Default::default(),
+                _ => return,
             };
             if !json {
                 let request: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -247,7 +312,15 @@ async fn baseline(shape: Shape) -> f64 {
     let total = events();
     let addr = blast_server(frames(shape, total), shape).await;
     let url = format!("ws://{addr}");
-    let (mut ws, _) = if shape.is_foreign() {
+    let (mut ws, _) = if shape.is_mqtt() {
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+                .unwrap();
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", "mqtt".parse().unwrap());
+        tokio_tungstenite::connect_async(request).await.unwrap()
+    } else if shape.is_foreign() {
         tokio_tungstenite::connect_async(url).await.unwrap()
     } else {
         let request = holdline_testkit::ws::request(&url).unwrap();
@@ -257,6 +330,10 @@ async fn baseline(shape: Shape) -> f64 {
         let _open = ws.next().await;
         ws.send(Message::text("40")).await.unwrap();
         let _connected = ws.next().await;
+    } else if shape.is_mqtt() {
+        ws.send(Message::binary(vec![0x10, 0x00])).await.unwrap();
+        let _connack = ws.next().await;
+        ws.send(Message::binary(vec![0x82, 0x00])).await.unwrap();
     } else {
         for feed in 0..feeds {
             ws.send(Message::text(format!(
@@ -272,6 +349,24 @@ async fn baseline(shape: Shape) -> f64 {
         let Some(Ok(message)) = ws.next().await else {
             panic!("baseline stream ended")
         };
+        if let Message::Binary(bytes) = &message {
+            let decoded = mqtt_proto::v3::Packet::decode(bytes);
+            if let Ok(Some(mqtt_proto::v3::Packet::Publish(publish))) = decoded {
+                let counted = !matches!(shape, Shape::MqttSeqRead)
+                    || serde_json::from_slice::<serde_json::Value>(&publish.payload).is_ok_and(
+                        |v| {
+                            v.pointer("/n")
+                                .and_then(serde_json::Value::as_u64)
+                                .is_some()
+                        },
+                    );
+                if counted {
+                    started.get_or_insert_with(Instant::now);
+                    count += 1;
+                }
+            }
+            continue;
+        }
         let Message::Text(text) = message else {
             continue;
         };
@@ -366,6 +461,8 @@ async fn throughput() {
         Shape::JsonDataPointer,
         Shape::JsonWholeMessage,
         Shape::SocketIo,
+        Shape::Mqtt,
+        Shape::MqttSeqRead,
     ] {
         if only.as_deref().is_some_and(|o| o != format!("{shape:?}")) {
             continue;

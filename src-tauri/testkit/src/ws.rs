@@ -20,13 +20,23 @@ pub async fn accept<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    accept_selecting(stream, select_subprotocol.then_some(SUBPROTOCOL)).await
+}
+
+/// Completes the upgrade on `stream`, selecting `subprotocol` if given.
+pub async fn accept_selecting<S>(
+    stream: S,
+    subprotocol: Option<&'static str>,
+) -> Result<WebSocketStream<S>, tungstenite::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     #[allow(clippy::result_large_err)] // the callback's type is tungstenite's
     let callback = move |_: &Upgrade, mut response: Response| {
-        if select_subprotocol {
-            response.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                HeaderValue::from_static(SUBPROTOCOL),
-            );
+        if let Some(name) = subprotocol {
+            response
+                .headers_mut()
+                .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(name));
         }
         Ok(response)
     };

@@ -40,45 +40,71 @@ impl Framer {
         self.buffered.extend_from_slice(bytes);
     }
 
+    /// Hands each whole packet in what came before and `bytes` to
+    /// `packet`, and keeps the incomplete rest. The common case, a frame
+    /// of whole packets and nothing left over, is read in place.
+    pub fn feed(&mut self, bytes: &[u8], mut packet: impl FnMut(&[u8])) -> Result<(), String> {
+        if self.buffered.is_empty() {
+            let mut rest = bytes;
+            while let Some(total) = packet_length(rest, self.max_packet_bytes)? {
+                let (whole, tail) = rest.split_at(total);
+                packet(whole);
+                rest = tail;
+            }
+            self.buffered.extend_from_slice(rest);
+            return Ok(());
+        }
+        self.push(bytes);
+        while let Some(whole) = self.next_packet()? {
+            packet(&whole);
+        }
+        Ok(())
+    }
+
     /// The next whole packet, `None` until one is complete. A length that
     /// cannot be read or is over the limit is an error: the stream cannot
     /// be resynchronised after it.
     pub fn next_packet(&mut self) -> Result<Option<Bytes>, String> {
-        let Some(&first) = self.buffered.first() else {
+        match packet_length(&self.buffered, self.max_packet_bytes)? {
+            Some(total) => Ok(Some(self.buffered.split_to(total).freeze())),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The length of the packet at the start of `bytes`, `None` while it is
+/// incomplete.
+fn packet_length(bytes: &[u8], max_packet_bytes: usize) -> Result<Option<usize>, String> {
+    let Some(&first) = bytes.first() else {
+        return Ok(None);
+    };
+    if first >> 4 == 0 {
+        return Err(format!(
+            "packet type 0 (first byte {first:#04x}) is reserved"
+        ));
+    }
+    let mut remaining: usize = 0;
+    let mut header = 1;
+    loop {
+        let Some(&byte) = bytes.get(header) else {
             return Ok(None);
         };
-        if first >> 4 == 0 {
-            return Err(format!(
-                "packet type 0 (first byte {first:#04x}) is reserved"
-            ));
+        remaining |= usize::from(byte & 0x7f) << (7 * (header - 1));
+        header += 1;
+        if byte & 0x80 == 0 {
+            break;
         }
-        let mut remaining: usize = 0;
-        let mut header = 1;
-        loop {
-            let Some(&byte) = self.buffered.get(header) else {
-                return Ok(None);
-            };
-            remaining |= usize::from(byte & 0x7f) << (7 * (header - 1));
-            header += 1;
-            if byte & 0x80 == 0 {
-                break;
-            }
-            if header > 4 {
-                return Err("a remaining length longer than four bytes".into());
-            }
+        if header > 4 {
+            return Err("a remaining length longer than four bytes".into());
         }
-        let total = header + remaining;
-        if total > self.max_packet_bytes {
-            return Err(format!(
-                "a packet of {total} bytes; at most {} are taken",
-                self.max_packet_bytes
-            ));
-        }
-        if self.buffered.len() < total {
-            return Ok(None);
-        }
-        Ok(Some(self.buffered.split_to(total).freeze()))
     }
+    let total = header + remaining;
+    if total > max_packet_bytes {
+        return Err(format!(
+            "a packet of {total} bytes; at most {max_packet_bytes} are taken"
+        ));
+    }
+    Ok((bytes.len() >= total).then_some(total))
 }
 
 /// What the client acts on, in either version.

@@ -67,6 +67,8 @@ pub(crate) struct MqttWire {
     /// their packet id.
     sent_before: HashMap<String, u16>,
     max_packet_bytes: Option<u32>,
+    /// The last message's topic, QoS and retain flag, and its `meta`.
+    last_meta: Option<((Arc<str>, u8, bool), Box<RawValue>)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +115,7 @@ impl MqttWire {
             publishing: HashMap::new(),
             sent_before: HashMap::new(),
             max_packet_bytes: None,
+            last_meta: None,
         }
     }
 
@@ -162,25 +165,25 @@ impl MqttWire {
     }
 
     fn on_bytes(&mut self, bytes: &[u8], out: &mut Out) {
-        self.framer.push(bytes);
-        loop {
-            match self.framer.next_packet() {
-                Ok(Some(packet)) => match codec::decode(self.version, &packet) {
-                    Ok(incoming) => self.on_packet(incoming, out),
-                    Err(reason) => {
-                        let mut malformed = MalformedFrame::binary(&packet);
-                        malformed.reason = format!("an MQTT packet that cannot be read: {reason}");
-                        out.item(Inbound::Malformed(malformed));
-                    }
-                },
-                Ok(None) => return,
-                Err(detail) => {
-                    self.framer.clear();
-                    return out.item(Inbound::End(Cause::Protocol {
-                        detail: format!("MQTT framing: {detail}"),
-                    }));
-                }
+        let mut packets = Vec::new();
+        let framed = self.framer.feed(bytes, |packet| {
+            packets.push(codec::decode(self.version, packet).map_err(|reason| {
+                let mut malformed = MalformedFrame::binary(packet);
+                malformed.reason = format!("an MQTT packet that cannot be read: {reason}");
+                malformed
+            }));
+        });
+        for packet in packets {
+            match packet {
+                Ok(incoming) => self.on_packet(incoming, out),
+                Err(malformed) => out.item(Inbound::Malformed(malformed)),
             }
+        }
+        if let Err(detail) = framed {
+            self.framer.clear();
+            out.item(Inbound::End(Cause::Protocol {
+                detail: format!("MQTT framing: {detail}"),
+            }));
         }
     }
 
@@ -369,7 +372,26 @@ impl MqttWire {
         }
     }
 
-    fn event(&self, feed: String, message: &Message) -> Result<WireEvent, String> {
+    /// `{"topic": T, "qos": Q, "retain": R}`, made once for a run of
+    /// messages alike.
+    fn meta_for(&mut self, message: &Message) -> Result<Box<RawValue>, String> {
+        let key = (message.topic.clone(), message.qos, message.retain);
+        if let Some((last, meta)) = &self.last_meta
+            && *last == key
+        {
+            return Ok(meta.clone());
+        }
+        let meta = serde_json::value::to_raw_value(&json!({
+            "topic": &*message.topic,
+            "qos": message.qos,
+            "retain": message.retain,
+        }))
+        .map_err(|e| e.to_string())?;
+        self.last_meta = Some((key, meta.clone()));
+        Ok(meta)
+    }
+
+    fn event(&mut self, feed: String, message: &Message) -> Result<WireEvent, String> {
         let text = std::str::from_utf8(&message.payload).ok();
         let json = text.and_then(|t| serde_json::from_str::<&RawValue>(t).ok());
         let seq = match &self.rules.event_seq {
@@ -398,12 +420,7 @@ impl MqttWire {
                     .map_err(|e| e.to_string())?
             }
         };
-        let meta = serde_json::value::to_raw_value(&json!({
-            "topic": &*message.topic,
-            "qos": message.qos,
-            "retain": message.retain,
-        }))
-        .map_err(|e| e.to_string())?;
+        let meta = self.meta_for(message)?;
         Ok(WireEvent {
             feed: Some(feed),
             seq,
@@ -434,19 +451,13 @@ pub(crate) fn decode_pieces(version5: bool, pieces: &[&[u8]]) -> Vec<(Vec<u8>, S
     let mut framer = Framer::new(1 << 20);
     let mut found = Vec::new();
     for piece in pieces {
-        framer.push(piece);
-        loop {
-            match framer.next_packet() {
-                Ok(Some(packet)) => {
-                    let decoded = format!("{:?}", codec::decode(version, &packet));
-                    found.push((packet.to_vec(), decoded));
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    found.push((Vec::new(), error));
-                    return found;
-                }
-            }
+        let framed = framer.feed(piece, |packet| {
+            let decoded = format!("{:?}", codec::decode(version, packet));
+            found.push((packet.to_vec(), decoded));
+        });
+        if let Err(error) = framed {
+            found.push((Vec::new(), error));
+            return found;
         }
     }
     found
