@@ -67,8 +67,16 @@ pub(crate) struct MqttWire {
     /// their packet id.
     sent_before: HashMap<String, u16>,
     max_packet_bytes: Option<u32>,
-    /// The last message's topic, QoS and retain flag, and its `meta`.
-    last_meta: Option<((Arc<str>, u8, bool), Box<RawValue>)>,
+    last_meta: Option<LastMeta>,
+}
+
+/// The last message's topic, QoS and retain flag, and the `meta` made for
+/// them.
+struct LastMeta {
+    topic: Arc<str>,
+    qos: u8,
+    retain: bool,
+    meta: Box<RawValue>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -375,11 +383,11 @@ impl MqttWire {
     /// `{"topic": T, "qos": Q, "retain": R}`, made once for a run of
     /// messages alike.
     fn meta_for(&mut self, message: &Message) -> Result<Box<RawValue>, String> {
-        let key = (message.topic.clone(), message.qos, message.retain);
-        if let Some((last, meta)) = &self.last_meta
-            && *last == key
+        if let Some(last) = &self.last_meta
+            && last.topic == message.topic
+            && (last.qos, last.retain) == (message.qos, message.retain)
         {
-            return Ok(meta.clone());
+            return Ok(last.meta.clone());
         }
         let meta = serde_json::value::to_raw_value(&json!({
             "topic": &*message.topic,
@@ -387,7 +395,12 @@ impl MqttWire {
             "retain": message.retain,
         }))
         .map_err(|e| e.to_string())?;
-        self.last_meta = Some((key, meta.clone()));
+        self.last_meta = Some(LastMeta {
+            topic: message.topic.clone(),
+            qos: message.qos,
+            retain: message.retain,
+            meta: meta.clone(),
+        });
         Ok(meta)
     }
 
