@@ -4,6 +4,7 @@ pub mod json_server;
 pub mod mqtt_broker;
 pub mod node_server;
 mod proxy;
+pub mod rumqttd;
 pub mod socket_io_server;
 pub mod ws;
 
@@ -11,6 +12,7 @@ pub use json_server::{JsonServer, JsonServerConfig, UpgradeSeen};
 pub use mqtt_broker::{MqttBroker, MqttBrokerConfig};
 pub use node_server::NodeServer;
 pub use proxy::FaultProxy;
+pub use rumqttd::{Rumqttd, WsTcpBridge};
 pub use socket_io_server::{SocketIoConfig, SocketIoServer};
 
 use std::future::Future;

@@ -232,11 +232,15 @@ impl MqttWire {
                         // again would only repeat it.
                         permanent: matches!(code, 0x87 | 0x8f),
                     }),
-                    Some(Ok(level)) if *level < self.rules.qos => out.item(Inbound::Notice {
-                        message: format!(
-                            "the broker granted QoS {level} for {feed} (asked for {})",
-                            self.rules.qos
-                        ),
+                    Some(Ok(level)) => out.item(Inbound::Notice {
+                        message: if *level < self.rules.qos {
+                            format!(
+                                "the broker granted QoS {level} for {feed} (asked for {})",
+                                self.rules.qos
+                            )
+                        } else {
+                            format!("the broker confirmed {feed} at QoS {level}")
+                        },
                         details: json!({ "feed": feed, "granted_qos": level, "asked_qos": self.rules.qos }),
                     }),
                     _ => {}
