@@ -1,5 +1,6 @@
 //! Test support shared by the engine, server and CLI tests.
 
+pub mod graphql_server;
 pub mod json_server;
 pub mod mqtt_broker;
 pub mod node_server;
@@ -8,6 +9,7 @@ pub mod rumqttd;
 pub mod socket_io_server;
 pub mod ws;
 
+pub use graphql_server::GraphqlServer;
 pub use json_server::{JsonServer, JsonServerConfig, UpgradeSeen};
 pub use mqtt_broker::{MqttBroker, MqttBrokerConfig};
 pub use node_server::NodeServer;

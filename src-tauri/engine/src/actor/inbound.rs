@@ -105,6 +105,15 @@ impl Actor {
                     self.record_storage_error(&err);
                 }
             }
+            Inbound::FeedEnded { feed, reason } => {
+                self.feeds.remove(feed.as_str());
+                self.record(
+                    HistoryKind::SubscribeFailed,
+                    Level::Warn,
+                    format!("{feed} ended: {reason}"),
+                    json!({ "feed": feed, "reason": reason, "dropped": true }),
+                );
+            }
             Inbound::Notice { message, details } => {
                 self.record(HistoryKind::Protocol, Level::Info, message, details)
             }

@@ -609,6 +609,7 @@ fn graphql_operation(value: &Value, path: &str) -> Result<GraphqlOperation, Prof
     let query = op
         .string("query")?
         .ok_or_else(|| ProfileError::new(op.key("query"), "is required"))?;
+    check_graphql(&query).map_err(|message| ProfileError::new(op.key("query"), message))?;
     let operation = GraphqlOperation {
         query,
         variables: op.template("variables")?,
@@ -617,6 +618,31 @@ fn graphql_operation(value: &Value, path: &str) -> Result<GraphqlOperation, Prof
     };
     op.finish()?;
     Ok(operation)
+}
+
+/// A query must parse as GraphQL and hold exactly one operation (the
+/// server is not told which one to run).
+fn check_graphql(query: &str) -> Result<(), String> {
+    let tree = apollo_parser::Parser::new(query).parse();
+    if let Some(error) = tree.errors().next() {
+        return Err(format!(
+            "does not parse as GraphQL: {} at {:?} (byte {})",
+            error.message(),
+            error.data(),
+            error.index()
+        ));
+    }
+    let operations = tree
+        .document()
+        .definitions()
+        .filter(|d| matches!(d, apollo_parser::cst::Definition::OperationDefinition(_)))
+        .count();
+    if operations != 1 {
+        return Err(format!(
+            "holds {operations} operations; one query, mutation or subscription is sent"
+        ));
+    }
+    Ok(())
 }
 
 fn graphql_profile(obj: &mut Obj<'_>) -> Result<GraphqlProfile, ProfileError> {

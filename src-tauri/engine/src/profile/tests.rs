@@ -154,8 +154,16 @@ fn every_refusal_names_its_key() {
             "feeds.a.query",
         ),
         (
-            json!({"protocol": "graphql-ws", "feeds": {"a": {"query": "q", "seq": "x"}}}),
+            json!({"protocol": "graphql-ws", "feeds": {"a": {"query": "subscription { a }", "seq": "x"}}}),
             "feeds.a.seq",
+        ),
+        (
+            json!({"protocol": "graphql-ws", "feeds": {"a": {"query": "subscription { a "}}}),
+            "feeds.a.query",
+        ),
+        (
+            json!({"protocol": "graphql-ws", "publish": {"query": "mutation A { a } mutation B { b }"}}),
+            "publish.query",
         ),
     ];
     for (profile, key) in cases {

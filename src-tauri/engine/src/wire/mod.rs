@@ -6,6 +6,7 @@
 //! to send and neutral [`Inbound`] items come out (the shape of
 //! `quinn-proto`). A new protocol is one more module here.
 
+mod graphql_ws;
 mod holdline;
 mod json;
 mod message;
@@ -198,6 +199,11 @@ pub(crate) enum Inbound {
     /// The connection's session, to keep with the cursors now (MQTT's
     /// client id once the broker holds a session for it).
     SaveSession(SessionMark),
+    /// The server ended one feed for good (a GraphQL `complete`).
+    FeedEnded {
+        feed: String,
+        reason: String,
+    },
     /// Something the history should say that is not an error.
     Notice {
         message: String,
@@ -294,15 +300,7 @@ pub(crate) fn for_profile(
             Box::new(socket_io::SocketIoWire::new(config, rules, saved_session))
         }
         WireProfile::Mqtt(rules) => Box::new(mqtt::MqttWire::new(config, rules, saved_session)),
-        WireProfile::GraphqlWs(_) => {
-            return Err(EngineError::InvalidProfile {
-                key: "protocol".into(),
-                message: format!(
-                    "{} is recognised but not spoken by this version of Holdline yet",
-                    profile.protocol()
-                ),
-            });
-        }
+        WireProfile::GraphqlWs(rules) => Box::new(graphql_ws::GraphqlWire::new(config, rules)),
     })
 }
 
