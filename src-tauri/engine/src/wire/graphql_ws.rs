@@ -54,7 +54,12 @@ struct Reader {
 }
 
 enum Operation {
-    Feed(String),
+    /// A feed's subscription, with the errors of a result that carried no
+    /// data (the server completes such an operation next).
+    Feed {
+        feed: String,
+        errors: Option<String>,
+    },
     /// A publish's mutation, by its outbox id.
     Publish(String),
 }
@@ -178,7 +183,7 @@ impl GraphqlWire {
                     )));
                 };
                 match self.operations.get(&*id) {
-                    Some(Operation::Feed(feed)) => {
+                    Some(Operation::Feed { feed, .. }) => {
                         let feed = feed.clone();
                         self.on_feed_message(&kind, &id, &feed, &message, out);
                     }
@@ -206,6 +211,13 @@ impl GraphqlWire {
         out: &mut Out,
     ) {
         match kind {
+            "next" if message.find(&RESULT_DATA).is_none_or(|d| d.is_null()) => {
+                // An execution error: the result has errors and no data.
+                let errors = errors_text(message, &RESULT_ERRORS);
+                if let Some(Operation::Feed { errors: kept, .. }) = self.operations.get_mut(id) {
+                    *kept = Some(errors);
+                }
+            }
             "next" => match self.event(feed, message) {
                 Ok(event) => out.item(Inbound::Event(event)),
                 Err(reason) => out.item(Inbound::Malformed(MalformedFrame::of_text(
@@ -224,10 +236,21 @@ impl GraphqlWire {
                 });
             }
             _ => {
+                let errors = match self.operations.get(id) {
+                    Some(Operation::Feed { errors, .. }) => errors.clone(),
+                    _ => None,
+                };
                 self.forget(id, feed);
                 out.item(Inbound::FeedEnded {
                     feed: feed.to_owned(),
-                    reason: "the server completed the subscription".into(),
+                    reason: match errors {
+                        Some(errors) => {
+                            format!(
+                                "the server completed the subscription after an error: {errors}"
+                            )
+                        }
+                        None => "the server completed the subscription".into(),
+                    },
                 });
             }
         }
@@ -398,8 +421,13 @@ impl Wire for GraphqlWire {
             self.complete(&old, out);
         }
         let id = self.ids.next("sub");
-        self.operations
-            .insert(id.clone(), Operation::Feed(feed.to_owned()));
+        self.operations.insert(
+            id.clone(),
+            Operation::Feed {
+                feed: feed.to_owned(),
+                errors: None,
+            },
+        );
         self.feed_operations.insert(feed.to_owned(), id.clone());
         let uses_token = operation
             .variables
