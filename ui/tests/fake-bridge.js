@@ -45,6 +45,14 @@
         if (seq != null && !String(seq).startsWith('/')) {
           return Promise.reject({ code: 'invalid_profile', key: 'event.seq', message: `profile key \`event.seq\`: "${seq}" is not a JSON Pointer: it must be empty or start with '/'` });
         }
+        // As the backend's loader: a GraphQL query must parse (here: its
+        // braces balance, the fake's stand-in for apollo-parser).
+        for (const [name, op] of Object.entries(parsed?.feeds ?? {})) {
+          const depth = [...(op.query ?? '')].reduce((d, c) => d + (c === '{') - (c === '}'), 0);
+          if (depth !== 0) {
+            return Promise.reject({ code: 'invalid_profile', key: `feeds.${name}.query`, message: `profile key \`feeds.${name}.query\`: does not parse as GraphQL: expected R_CURLY` });
+          }
+        }
       }
       if (!token) return fail('invalid_input', 'the token is empty');
       if (remember && globalThis.__fake.keyringDead) return fail('keyring_unavailable', 'no OS keyring is available (no Secret Service). Set HOLDLINE_TOKEN or run gnome-keyring-daemon');

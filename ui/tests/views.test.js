@@ -234,7 +234,7 @@ test('the server editor: a json profile from a preset, its refusal shown at the 
   await page.getByTestId('server-add').click();
   assert.equal(await page.getByTestId('server-profile').isVisible(), false, 'holdline.v1 needs no profile');
   const protocols = await page.getByTestId('server-protocol').locator('option').evaluateAll((o) => o.map((n) => n.value));
-  assert.deepEqual(protocols, ['holdline.v1', 'json', 'socket.io', 'mqtt', 'raw']);
+  assert.deepEqual(protocols, ['holdline.v1', 'json', 'socket.io', 'mqtt', 'graphql-ws', 'raw']);
   await page.getByTestId('server-protocol').selectOption('json');
   await page.getByTestId('server-profile').waitFor();
   const preset = JSON.parse(await page.getByTestId('server-profile').inputValue());
@@ -379,4 +379,38 @@ test('the server editor speaks mqtt: version, client id, username, QoS and keepa
   }
   assert.deepEqual(JSON.parse(await page.getByTestId('server-profile').inputValue()),
     { protocol: 'mqtt', version: '5', qos: 0, username: 'meter', keepalive_s: 10 });
+});
+
+test('the server editor speaks graphql-ws: a row per feed, a query that does not parse is refused at its row', async () => {
+  await page.getByTestId('server-add').click();
+  await page.getByTestId('server-protocol').selectOption('graphql-ws');
+  await page.getByTestId('server-profile').waitFor();
+  const row = page.getByTestId('graphql-feed-row');
+  assert.equal(await row.count(), 1, 'the preset has one feed');
+  const query = row.locator('textarea');
+  await query.fill('subscription { ticks { seq ');
+  await query.dispatchEvent('change');
+  assert.equal(JSON.parse(await page.getByTestId('server-profile').inputValue()).feeds.ticks.query, 'subscription { ticks { seq ');
+  // A second feed, added as a row.
+  await page.getByTestId('graphql-feed-add').click();
+  const second = page.getByTestId('graphql-feed-row').nth(1);
+  await second.locator('input').first().fill('chat');
+  await second.locator('textarea').fill('subscription { chat }');
+  await second.locator('textarea').dispatchEvent('change');
+  const feeds = JSON.parse(await page.getByTestId('server-profile').inputValue()).feeds;
+  assert.deepEqual(Object.keys(feeds), ['ticks', 'chat']);
+  assert.equal(feeds.chat.query, 'subscription { chat }');
+  await page.getByTestId('server-url').fill('ws://gql.example:4000/graphql');
+  await page.getByTestId('server-token').fill('k');
+  await page.getByTestId('login-submit').click();
+  const error = page.getByTestId('profile-error');
+  await error.waitFor();
+  assert.match(await error.textContent(), /feeds\.ticks\.query/);
+  assert.ok(await page.locator('[data-key="feeds.ticks.query"]').evaluate((n) => n.classList.contains('field-error')), 'shown at the feed\'s query');
+  // Fixed, it logs in with both feeds.
+  await page.locator('[data-key="feeds.ticks.query"]').fill('subscription { ticks { seq } }');
+  await page.locator('[data-key="feeds.ticks.query"]').dispatchEvent('change');
+  await page.getByTestId('login-submit').click();
+  await page.locator('.server.active', { hasText: 'gql.example' }).waitFor();
+  assert.deepEqual(Object.keys(JSON.parse((await calls('login')).at(-1).profile).feeds), ['ticks', 'chat']);
 });

@@ -4,6 +4,7 @@
 // its error is shown at the field it names.
 
 import { $, el } from './dom.js';
+import { operationsEditor } from './operations.js';
 
 export const PRESETS = {
   'JSON with a sequence number': {
@@ -28,6 +29,10 @@ export const PRESETS = {
     subscribe: ['join', '{feed}'],
   },
   'MQTT broker, persistent session': { protocol: 'mqtt', version: '3.1.1', qos: 1 },
+  'GraphQL subscriptions': {
+    protocol: 'graphql-ws',
+    feeds: { ticks: { query: 'subscription Ticks($since: Int) { ticks(since: $since) { seq value } }', variables: { since: '{since}' }, data: '/data/ticks', seq: '/data/ticks/seq' } },
+  },
   Raw: { protocol: 'raw' },
 };
 
@@ -62,6 +67,11 @@ const FIELDS = {
     { key: 'keepalive_s', label: 'Keepalive, s', kind: 'number', placeholder: '30' },
     { key: 'session_expiry_s', label: 'Session expiry, s (MQTT 5)', kind: 'number', placeholder: '3600' },
     { key: 'event_seq', label: 'Event seq at (pointer into a JSON payload)', kind: 'text' },
+  ],
+  'graphql-ws': [
+    { key: 'init', label: 'connection_init payload (JSON; {token} is the token)', kind: 'json', placeholder: '{"token": "{token}"}' },
+    { key: 'feeds', label: 'Feeds', kind: 'operations' },
+    { key: 'publish', label: 'Publish mutation (JSON: query, variables, seq)', kind: 'json' },
   ],
   raw: [
     { key: 'auth', label: 'Token goes', kind: 'choice', choices: ['bearer', 'none'] },
@@ -130,6 +140,15 @@ export function createProfileEditor() {
   function renderFields() {
     const profile = current() ?? {};
     fields.replaceChildren(...(FIELDS[protocol.value] ?? []).map((field) => {
+      if (field.kind === 'operations') {
+        return el('div', { className: 'field' }, field.label, operationsEditor(getPath(profile, field.key), (feeds) => {
+          const next = current();
+          if (!next) return;
+          setPath(next, field.key, Object.keys(feeds).length ? feeds : undefined);
+          write(next);
+          clearError();
+        }));
+      }
       const input = field.kind === 'choice'
         ? el('select', { 'data-key': field.key }, ...field.choices.map((c) => el('option', { value: c, text: c })))
         : el('input', { 'data-key': field.key, spellcheck: 'false', className: field.kind === 'text' ? '' : 'mono', placeholder: field.placeholder ?? '' });
