@@ -63,6 +63,9 @@ enum Shape {
     /// The same, against a baseline that also reads the payload's seq as a
     /// hand-written client would (`serde_json::Value`, `/n`).
     MqttSeqRead,
+    /// The `graphql-ws` wire: `next` results of one subscription, data at
+    /// `/data/ticks`, seq at `/data/ticks/seq`.
+    GraphqlWs,
 }
 
 /// The Engine.IO handshake and the CONNECT answer the blast server sends.
@@ -76,7 +79,7 @@ impl Shape {
 
     /// Speaks a protocol other than `holdline.v1`.
     fn is_foreign(self) -> bool {
-        self.is_json() || matches!(self, Shape::SocketIo) || self.is_mqtt()
+        self.is_json() || matches!(self, Shape::SocketIo | Shape::GraphqlWs) || self.is_mqtt()
     }
 
     fn is_mqtt(self) -> bool {
@@ -99,6 +102,18 @@ fn foreign_profile(shape: Shape) -> holdline_engine::Profile {
         return holdline_engine::Profile::load(
             &serde_json::json!({"protocol": "socket.io", "event_seq": "/seq"}),
         )
+        .unwrap();
+    }
+    if matches!(shape, Shape::GraphqlWs) {
+        return holdline_engine::Profile::load(&serde_json::json!({
+            "protocol": "graphql-ws",
+            "feeds": {"bench.f0": {
+                "query": "subscription Ticks($since: Int) { ticks(since: $since) { seq px sym q } }",
+                "variables": {"since": "{since}"},
+                "data": "/data/ticks",
+                "seq": "/data/ticks/seq"
+            }}
+        }))
         .unwrap();
     }
     if shape.is_mqtt() {
@@ -196,6 +211,21 @@ fn mqtt_wire_bytes(n: u64) -> Vec<u8> {
     out
 }
 
+/// `next` results (~130 bytes) of the operation `id`.
+fn graphql_frames(id: &str, n: u64) -> Vec<Utf8Bytes> {
+    (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"id":"{id}","type":"next","payload":{{"data":{{"ticks":{{"seq":{},"px":{}.25,"sym":"HOLD","q":{}}}}}}}}}"#,
+                i + 1,
+                100 + i % 900,
+                i % 1000
+            )
+            .into()
+        })
+        .collect()
+}
+
 /// The frames as bytes on the wire: unmasked text frames, ready to write.
 /// Framing them up front leaves the sender a bare `write_all`, so on a
 /// two-core machine the server steals as little CPU as possible from the
@@ -223,7 +253,9 @@ async fn blast_server(frames: Vec<Utf8Bytes>, shape: Shape) -> SocketAddr {
     let feeds = shape.feeds();
     let json = shape.is_foreign();
     let socket_io = matches!(shape, Shape::SocketIo);
+    let graphql = matches!(shape, Shape::GraphqlWs);
     let mqtt = shape.is_mqtt();
+    let count = frames.len() as u64;
     let wire = if mqtt {
         mqtt_wire_bytes(frames.len() as u64)
     } else {
@@ -237,6 +269,8 @@ async fn blast_server(frames: Vec<Utf8Bytes>, shape: Shape) -> SocketAddr {
         stream.set_nodelay(true).unwrap();
         let subprotocol = if mqtt {
             Some("mqtt")
+        } else if graphql {
+            Some("graphql-transport-ws")
         } else {
             (!json).then_some(holdline_testkit::ws::SUBPROTOCOL)
         };
@@ -266,7 +300,22 @@ async fn blast_server(frames: Vec<Utf8Bytes>, shape: Shape) -> SocketAddr {
                 .await
                 .unwrap();
         }
-        let mut subscribed = if socket_io { feeds } else { 0 };
+        let mut wire = wire;
+        if graphql {
+            // connection_init, then connection_ack; the subscribe's id is
+            // what every result carries.
+            let _init = ws.next().await;
+            ws.send(Message::text(r#"{"type":"connection_ack"}"#))
+                .await
+                .unwrap();
+            let Some(Ok(Message::Text(subscribe))) = ws.next().await else {
+                return;
+            };
+            let request: serde_json::Value = serde_json::from_str(&subscribe).unwrap();
+            let id = request["id"].as_str().unwrap_or("s0").to_owned();
+            wire = wire_bytes(&graphql_frames(&id, count));
+        }
+        let mut subscribed = if socket_io || graphql { feeds } else { 0 };
         while subscribed < feeds {
             let text = match ws.next().await {
                 Some(Ok(Message::Text(text))) => text,
@@ -312,7 +361,16 @@ async fn baseline(shape: Shape) -> f64 {
     let total = events();
     let addr = blast_server(frames(shape, total), shape).await;
     let url = format!("ws://{addr}");
-    let (mut ws, _) = if shape.is_mqtt() {
+    let (mut ws, _) = if matches!(shape, Shape::GraphqlWs) {
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+                .unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        tokio_tungstenite::connect_async(request).await.unwrap()
+    } else if shape.is_mqtt() {
         let mut request =
             tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
                 .unwrap();
@@ -330,6 +388,16 @@ async fn baseline(shape: Shape) -> f64 {
         let _open = ws.next().await;
         ws.send(Message::text("40")).await.unwrap();
         let _connected = ws.next().await;
+    } else if matches!(shape, Shape::GraphqlWs) {
+        ws.send(Message::text(r#"{"type":"connection_init"}"#))
+            .await
+            .unwrap();
+        let _ack = ws.next().await;
+        ws.send(Message::text(
+            r#"{"id":"s0","type":"subscribe","payload":{"query":"subscription { ticks { seq } }"}}"#,
+        ))
+        .await
+        .unwrap();
     } else if shape.is_mqtt() {
         ws.send(Message::binary(vec![0x10, 0x00])).await.unwrap();
         let _connack = ws.next().await;
@@ -370,7 +438,13 @@ async fn baseline(shape: Shape) -> f64 {
         let Message::Text(text) = message else {
             continue;
         };
-        let is_event = if matches!(shape, Shape::SocketIo) {
+        let is_event = if matches!(shape, Shape::GraphqlWs) {
+            serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| {
+                v.pointer("/payload/data/ticks/seq")
+                    .and_then(serde_json::Value::as_u64)
+                    .is_some()
+            })
+        } else if matches!(shape, Shape::SocketIo) {
             text.strip_prefix("42").is_some_and(|array| {
                 serde_json::from_str::<serde_json::Value>(array).is_ok_and(|v| {
                     v.pointer("/1/seq")
@@ -463,6 +537,7 @@ async fn throughput() {
         Shape::SocketIo,
         Shape::Mqtt,
         Shape::MqttSeqRead,
+        Shape::GraphqlWs,
     ] {
         if only.as_deref().is_some_and(|o| o != format!("{shape:?}")) {
             continue;

@@ -10,13 +10,13 @@ pub enum PointerError {
     BadEscape(String),
 }
 
-/// A pointer checked against RFC 6901's grammar, with its first reference
-/// token unescaped ahead of time: most pointers name a top-level key.
+/// A pointer checked against RFC 6901's grammar, with its reference
+/// tokens unescaped ahead of time: most pointers name a top-level key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pointer {
     text: String,
-    /// The first reference token, unescaped; `None` for the whole document.
-    first: Option<String>,
+    /// The reference tokens, unescaped; none for the whole document.
+    tokens: Vec<String>,
     /// The pointer below the first token (`""` when there is none).
     rest: String,
 }
@@ -32,22 +32,20 @@ impl Pointer {
                 return Err(PointerError::BadEscape(text.to_owned()));
             }
         }
-        let (first, rest) = match text.strip_prefix('/') {
-            None => (None, String::new()),
-            Some(tail) => {
-                let (token, rest) = match tail.find('/') {
-                    Some(at) => (&tail[..at], &tail[at..]),
-                    None => (tail, ""),
-                };
-                (
-                    Some(token.replace("~1", "/").replace("~0", "~")),
-                    rest.to_owned(),
-                )
-            }
+        let (tokens, rest) = match text.strip_prefix('/') {
+            None => (Vec::new(), String::new()),
+            Some(tail) => (
+                tail.split('/')
+                    .map(|token| token.replace("~1", "/").replace("~0", "~"))
+                    .collect(),
+                tail.find('/')
+                    .map(|at| tail[at..].to_owned())
+                    .unwrap_or_default(),
+            ),
         };
         Ok(Pointer {
             text: text.to_owned(),
-            first,
+            tokens,
             rest,
         })
     }
@@ -58,7 +56,12 @@ impl Pointer {
 
     /// The first reference token (a top-level key or index), if any.
     pub fn first(&self) -> Option<&str> {
-        self.first.as_deref()
+        self.tokens.first().map(String::as_str)
+    }
+
+    /// Every reference token, unescaped.
+    pub fn tokens(&self) -> &[String] {
+        &self.tokens
     }
 
     /// The pointer below the first token, `""` for none.

@@ -1,8 +1,9 @@
 //! A received JSON message, read once: its top-level keys, each with its
 //! value as a raw slice of the frame. Most profile pointers name a
 //! top-level key, so matchers, the feed, the seq and the data are read
-//! straight from those slices without building a tree; a deeper pointer
-//! parses only the one value it goes through.
+//! straight from those slices without building a tree. A deeper pointer
+//! reads each object on its way the same lazy way, so what it finds is a
+//! slice too; only an array on the way is parsed into a tree.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -60,11 +61,28 @@ impl<'a> Message<'a> {
             .rev()
             .find(|(key, _)| key.0 == first)
             .map(|(_, raw)| *raw)?;
-        if pointer.rest().is_empty() {
-            return Some(Found::Raw(raw));
+        // Down through objects, each read as lazily as the top level: the
+        // value found stays a slice of the frame. An array on the way is
+        // parsed, and the rest of the pointer resolved in the tree.
+        let mut raw = raw;
+        let below = &pointer.tokens()[1..];
+        for (depth, token) in below.iter().enumerate() {
+            if !raw.get().starts_with('{') {
+                let value: Value = serde_json::from_str(raw.get()).ok()?;
+                let rest: String = below[depth..]
+                    .iter()
+                    .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
+                    .collect();
+                return value.pointer(&rest).cloned().map(Found::Parsed);
+            }
+            let TopLevel(entries) = serde_json::from_str::<TopLevel<'a>>(raw.get()).ok()?;
+            raw = entries
+                .iter()
+                .rev()
+                .find(|(key, _)| key.0 == token.as_str())
+                .map(|(_, raw)| *raw)?;
         }
-        let value: Value = serde_json::from_str(raw.get()).ok()?;
-        value.pointer(pointer.rest()).cloned().map(Found::Parsed)
+        Some(Found::Raw(raw))
     }
 
     pub fn matches(&self, matcher: &Matcher) -> bool {
@@ -185,7 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn top_level_values_are_slices_of_the_frame_and_deeper_ones_are_parsed() {
+    fn values_in_objects_are_slices_of_the_frame_and_arrays_are_parsed() {
         let text = r#"{"op":"ev","n":7,"d":{"px":1.5,"tags":["a","b"]},"ch":"a\/b","op":"last"}"#;
         let message = Message::read(text).ok().unwrap();
         assert_eq!(message.find(&pointer("/n")).unwrap().as_u64(), Some(7));
@@ -211,6 +229,18 @@ mod tests {
             "b"
         );
         assert!(message.find(&pointer("/d/none")).is_none());
+        assert!(
+            matches!(message.find(&pointer("/d/px")), Some(Found::Raw(raw)) if raw.get() == "1.5"),
+            "a value inside an object is a slice, not a parsed copy"
+        );
+        let nested = r#"{"payload":{"data":{"t":{"seq":3,"a~b/c":true}}}}"#;
+        let deep = Message::read(nested).ok().unwrap();
+        assert_eq!(
+            deep.find(&pointer("/payload/data/t/seq")).unwrap().as_u64(),
+            Some(3)
+        );
+        assert!(deep.find(&pointer("/payload/data/t/a~0b~1c")).is_some());
+        assert!(deep.find(&pointer("/payload/data/t/seq/x")).is_none());
         assert!(message.find(&pointer("/zz")).is_none());
         assert_eq!(
             message.find(&pointer("/op")).unwrap().as_str().unwrap(),
