@@ -51,6 +51,9 @@ pub(crate) struct GraphqlWire {
 struct Reader {
     data: Pointer,
     seq: Option<Pointer>,
+    /// `seq` below `data` (the usual shape, `/data/x` and `/data/x/seq`):
+    /// read inside the data already found instead of from the top again.
+    seq_in_data: Option<Pointer>,
 }
 
 enum Operation {
@@ -81,11 +84,20 @@ impl GraphqlWire {
                     Some(pointer) => in_payload(pointer),
                     None => default_data.clone()?,
                 };
+                let seq = op.seq.as_ref().map(in_payload);
+                let seq_in_data = seq.as_ref().and_then(|seq| {
+                    let below = seq.as_str().strip_prefix(data.as_str())?;
+                    below
+                        .starts_with('/')
+                        .then(|| Pointer::parse(below).ok())
+                        .flatten()
+                });
                 Some((
                     name.clone(),
                     Reader {
                         data,
-                        seq: op.seq.as_ref().map(in_payload),
+                        seq,
+                        seq_in_data,
                     },
                 ))
             })
@@ -300,18 +312,6 @@ impl GraphqlWire {
             .readers
             .get(feed)
             .ok_or_else(|| format!("{feed} has no reader"))?;
-        let seq = match &reader.seq {
-            None => None,
-            Some(pointer) => match message.find(pointer).and_then(|f| f.as_u64()) {
-                Some(seq) if seq <= MAX_SEQ => Some(seq),
-                _ => {
-                    return Err(format!(
-                        "feeds.{feed}.seq: {} holds no integer from 0 to 2^53-1",
-                        pointer.as_str()
-                    ));
-                }
-            },
-        };
         let data = match message.find(&reader.data) {
             Some(found) => found.to_raw().map_err(|e| e.to_string())?,
             None => {
@@ -320,6 +320,26 @@ impl GraphqlWire {
                     reader.data.as_str(),
                     errors_text(message, &RESULT_ERRORS)
                 ));
+            }
+        };
+        let seq = match (&reader.seq, &reader.seq_in_data) {
+            (None, _) => None,
+            (Some(pointer), below) => {
+                let found = match below {
+                    Some(below) => Message::read(data.get())
+                        .ok()
+                        .and_then(|inner| inner.find(below).and_then(|f| f.as_u64())),
+                    None => message.find(pointer).and_then(|f| f.as_u64()),
+                };
+                match found {
+                    Some(seq) if seq <= MAX_SEQ => Some(seq),
+                    _ => {
+                        return Err(format!(
+                            "feeds.{feed}.seq: {} holds no integer from 0 to 2^53-1",
+                            pointer.as_str()
+                        ));
+                    }
+                }
             }
         };
         Ok(WireEvent {
