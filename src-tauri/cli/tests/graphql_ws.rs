@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use holdline_testkit::GraphqlServer;
 use serde_json::{Value, json};
-use support::{cli_with_token, run};
+use support::{cli_with_token, run, write_profile};
 
 const SECRET: &str = "cli-gql-secret-0e";
 
-fn write_profile(dir: &Path) -> PathBuf {
+fn graphql_profile(dir: &Path) -> PathBuf {
     let profile = json!({
         "protocol": "graphql-ws",
         "feeds": {"px": {
@@ -28,9 +28,7 @@ fn write_profile(dir: &Path) -> PathBuf {
             "seq": "/data/post/seq"
         }
     });
-    let path = dir.join("profile.json");
-    std::fs::write(&path, profile.to_string()).unwrap();
-    path
+    write_profile(dir, &profile)
 }
 
 fn tail(url: &str, profile: &Path, state: &Path, events: u64) -> tokio::process::Command {
@@ -61,7 +59,7 @@ fn tick(seq: u64, value: u64) -> Value {
 async fn tail_prints_results_resumes_from_its_cursor_and_publish_is_a_mutation() {
     let mut server = GraphqlServer::start(Some(SECRET)).await;
     let dir = tempfile::tempdir().unwrap();
-    let profile = write_profile(dir.path());
+    let profile = graphql_profile(dir.path());
     for v in 1..=3 {
         server.tick("px", f64::from(v)).await;
     }
@@ -96,7 +94,7 @@ async fn tail_prints_results_resumes_from_its_cursor_and_publish_is_a_mutation()
 async fn a_refused_init_exits_4_and_an_unknown_feed_exits_2() {
     let server = GraphqlServer::start(Some(SECRET)).await;
     let dir = tempfile::tempdir().unwrap();
-    let profile = write_profile(dir.path());
+    let profile = graphql_profile(dir.path());
     let refused = run(cli_with_token("wrong")
         .arg("tail")
         .arg(server.url())

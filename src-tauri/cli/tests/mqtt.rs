@@ -5,21 +5,15 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use holdline_testkit::{MqttBroker, MqttBrokerConfig, within};
 use serde_json::{Value, json};
-use support::{WAIT, cli_with_token, run};
+use support::{WAIT, cli_with_token, run, write_profile};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const PASSWORD: &str = "cli-mqtt-secret-6a";
-
-fn write_profile(dir: &Path, profile: &Value) -> PathBuf {
-    let path = dir.join("profile.json");
-    std::fs::write(&path, profile.to_string()).unwrap();
-    path
-}
 
 fn tail(url: &str, profile: &Path, state: &Path, feed: &str) -> tokio::process::Command {
     let mut command = cli_with_token(PASSWORD);

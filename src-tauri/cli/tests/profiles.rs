@@ -4,22 +4,16 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use holdline_testkit::{JsonServer, JsonServerConfig, within};
 use serde_json::{Value, json};
-use support::{WAIT, cli_with_token, run};
+use support::{WAIT, cli_with_token, run, write_profile};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 const SECRET: &str = "cli-json-secret-91";
-
-fn write_profile(dir: &Path, profile: &Value) -> PathBuf {
-    let path = dir.join("profile.json");
-    std::fs::write(&path, profile.to_string()).unwrap();
-    path
-}
 
 async fn json_server(numbered: bool) -> JsonServer {
     JsonServer::start(JsonServerConfig {

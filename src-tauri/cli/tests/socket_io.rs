@@ -5,19 +5,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use holdline_testkit::{SocketIoConfig, SocketIoServer};
 use serde_json::{Value, json};
-use support::{cli_with_token, run};
+use support::{cli_with_token, run, write_profile};
 
 const SECRET: &str = "cli-sio-secret-3b";
-
-fn write_profile(dir: &Path, profile: &Value) -> PathBuf {
-    let path = dir.join("profile.json");
-    std::fs::write(&path, profile.to_string()).unwrap();
-    path
-}
 
 fn tail(url: &str, profile: &Path, state: &Path, events: u64) -> tokio::process::Command {
     let mut command = cli_with_token(SECRET);

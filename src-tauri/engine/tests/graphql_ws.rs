@@ -45,28 +45,6 @@ async fn server() -> GraphqlServer {
     GraphqlServer::start(Some(SECRET)).await
 }
 
-async fn collect(
-    deliveries: &mut holdline_engine::Deliveries,
-    seen: &mut Seen,
-    what: &str,
-    count: usize,
-) {
-    within(WAIT, what, async {
-        while seen.events < count {
-            let Some(delivery) = deliveries.recv().await else {
-                panic!("engine stopped")
-            };
-            deliveries.commit(&delivery).expect("commit");
-            seen.push(&delivery);
-        }
-    })
-    .await;
-}
-
-async fn wait_open(events: &mut tokio::sync::broadcast::Receiver<EngineEvent>) {
-    wait_state(events, "open", is_open).await;
-}
-
 fn chat(text: &str) -> Item {
     Item::Unnumbered(Value::from(text).to_string())
 }
@@ -91,7 +69,7 @@ async fn numbered_feeds_replay_from_since_once_in_order_across_cuts_and_the_toke
         server.tick("px", f64::from(v)).await;
     }
     let mut seen = Seen::default();
-    collect(&mut deliveries, &mut seen, "5 ticks", 5).await;
+    collect_seen(&mut deliveries, &mut seen, "5 ticks", |s| s.events >= 5).await;
     for round in 0..2 {
         proxy.refuse(true);
         proxy.cut_all();
@@ -99,12 +77,10 @@ async fn numbered_feeds_replay_from_since_once_in_order_across_cuts_and_the_toke
             server.tick("px", f64::from(10 * round + v)).await;
         }
         proxy.refuse(false);
-        collect(
-            &mut deliveries,
-            &mut seen,
-            "the replayed ticks",
-            10 + 5 * round as usize,
-        )
+        let wanted = 10 + 5 * round as usize;
+        collect_seen(&mut deliveries, &mut seen, "the replayed ticks", |s| {
+            s.events >= wanted
+        })
         .await;
     }
     assert_eq!(
@@ -140,11 +116,11 @@ async fn a_feed_without_seq_gets_a_reconnected_marker_and_server_pings_are_answe
     server.wait_for_count("pong", 1).await;
     server.chat("before").await;
     let mut seen = Seen::default();
-    collect(&mut deliveries, &mut seen, "the first", 1).await;
+    collect_seen(&mut deliveries, &mut seen, "the first", |s| s.events >= 1).await;
     proxy.cut_all();
     server.wait_for_count("subscribe", 2).await;
     server.chat("after").await;
-    collect(&mut deliveries, &mut seen, "the second", 2).await;
+    collect_seen(&mut deliveries, &mut seen, "the second", |s| s.events >= 2).await;
     assert_eq!(
         seen.feed("chat"),
         [
@@ -214,7 +190,13 @@ async fn an_error_stops_only_its_feed_and_a_server_complete_ends_its_feed() {
     server.chat("still here").await;
     server.finish().await;
     let mut seen = Seen::default();
-    collect(&mut deliveries, &mut seen, "chat and the last finite", 2).await;
+    collect_seen(
+        &mut deliveries,
+        &mut seen,
+        "chat and the last finite",
+        |s| s.events >= 2,
+    )
+    .await;
     assert_eq!(seen.feed("chat"), [chat("still here")]);
     assert_eq!(seen.feed("finite"), [chat("last")]);
     let ended = wait_event(&mut events, "the complete recorded", |e| {

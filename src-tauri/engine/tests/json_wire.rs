@@ -17,17 +17,7 @@ const SECRET: &str = "json-secret-42";
 
 /// The profile of the scripted server, as a user would write it.
 fn profile(extra: Value) -> Profile {
-    let mut base = JsonServer::profile(true);
-    if let (Value::Object(base), Value::Object(extra)) = (&mut base, extra) {
-        for (key, value) in extra {
-            if value.is_null() {
-                base.remove(&key);
-            } else {
-                base.insert(key, value);
-            }
-        }
-    }
-    Profile::load(&base).expect("the test profile is valid")
+    profile_with(JsonServer::profile(true), extra)
 }
 
 fn config(url: &str, profile: Profile) -> EngineConfig {
@@ -60,25 +50,6 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     within(WAIT, what, async {
         while !done() {
             tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-}
-
-/// Receives deliveries (committing each) until `pred` holds for what was seen.
-async fn collect(
-    deliveries: &mut holdline_engine::Deliveries,
-    seen: &mut Seen,
-    what: &str,
-    pred: impl Fn(&Seen) -> bool,
-) {
-    within(WAIT, what, async {
-        while !pred(seen) {
-            let Some(delivery) = deliveries.recv().await else {
-                panic!("engine stopped")
-            };
-            deliveries.commit(&delivery).expect("commit");
-            seen.push(&delivery);
         }
     })
     .await;
@@ -720,7 +691,7 @@ async fn chaos_on_the_json_wire_loses_nothing_and_duplicates_nothing() {
             }
         }
         let target = published as usize * feeds.len();
-        collect(
+        collect_seen(
             &mut deliveries,
             &mut seen,
             &format!("seed {seed}: {target} events"),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use holdline_engine::{
-    ConnectionState, Delivery, Engine, EngineConfig, EngineEvent, HistoryKind, MemoryCursorStore,
+    ConnectionState, Delivery, Engine, EngineConfig, HistoryKind, MemoryCursorStore,
     MemoryOutboxStore, Profile, StartFrom, Stores,
 };
 use holdline_testkit::{FaultProxy, MqttBroker, MqttBrokerConfig, within};
@@ -17,11 +17,10 @@ use support::*;
 const PASSWORD: &str = "mqtt-secret-2f8";
 
 fn profile(extra: Value) -> Profile {
-    let mut profile = json!({"protocol": "mqtt", "client_id": "holdline-test", "keepalive_s": 2});
-    if let (Value::Object(base), Value::Object(extra)) = (&mut profile, extra) {
-        base.extend(extra);
-    }
-    Profile::load(&profile).expect("the test profile is valid")
+    profile_with(
+        json!({"protocol": "mqtt", "client_id": "holdline-test", "keepalive_s": 2}),
+        extra,
+    )
 }
 
 fn config(url: &str, profile: Profile) -> EngineConfig {
@@ -34,31 +33,6 @@ async fn broker() -> MqttBroker {
         username: None,
     })
     .await
-}
-
-/// Receives deliveries, committing each, until `pred` holds.
-async fn collect(
-    deliveries: &mut holdline_engine::Deliveries,
-    seen: &mut Seen,
-    whole: &mut Vec<Delivery>,
-    what: &str,
-    pred: impl Fn(&Seen) -> bool,
-) {
-    within(WAIT, what, async {
-        while !pred(seen) {
-            let Some(delivery) = deliveries.recv().await else {
-                panic!("engine stopped")
-            };
-            deliveries.commit(&delivery).expect("commit");
-            seen.push(&delivery);
-            whole.push(delivery);
-        }
-    })
-    .await;
-}
-
-async fn wait_open(events: &mut tokio::sync::broadcast::Receiver<EngineEvent>) {
-    wait_state(events, "open", is_open).await;
 }
 
 fn n(i: u64) -> String {
@@ -93,7 +67,7 @@ async fn wildcards_route_by_filter_payloads_keep_their_form_and_acks_follow_comm
     broker.publish("alerts/empty", "", 0).await;
     broker.publish("other/topic", "nobody's", 1).await;
     let (mut seen, mut whole) = (Seen::default(), Vec::new());
-    collect(&mut deliveries, &mut seen, &mut whole, "4 messages", |s| {
+    collect_whole(&mut deliveries, &mut seen, &mut whole, "4 messages", |s| {
         s.events >= 4
     })
     .await;
@@ -152,7 +126,7 @@ async fn what_is_published_while_the_client_is_away_arrives_when_it_returns() {
     broker.wait_for_count("subscribe", 1).await;
     broker.publish("news/a", &n(1), 1).await;
     let (mut seen, mut whole) = (Seen::default(), Vec::new());
-    collect(&mut deliveries, &mut seen, &mut whole, "the first", |s| {
+    collect_whole(&mut deliveries, &mut seen, &mut whole, "the first", |s| {
         s.events >= 1
     })
     .await;
@@ -169,7 +143,7 @@ async fn what_is_published_while_the_client_is_away_arrives_when_it_returns() {
     engine.connect().await.unwrap();
     let ready = wait_history(&mut events, HistoryKind::Ready).await;
     assert_eq!(ready.details["continuity_lost"], json!([]), "{ready:?}");
-    collect(
+    collect_whole(
         &mut deliveries,
         &mut seen,
         &mut whole,
@@ -208,7 +182,7 @@ async fn a_tcp_cut_loses_nothing_and_numbered_messages_come_once_in_order() {
         broker.publish("px", &n(i), 1).await;
     }
     let (mut seen, mut whole) = (Seen::default(), Vec::new());
-    collect(&mut deliveries, &mut seen, &mut whole, "5", |s| {
+    collect_whole(&mut deliveries, &mut seen, &mut whole, "5", |s| {
         s.events >= 5
     })
     .await;
@@ -219,7 +193,7 @@ async fn a_tcp_cut_loses_nothing_and_numbered_messages_come_once_in_order() {
         broker.publish("px", &n(i), 1).await;
     }
     proxy.refuse(false);
-    collect(&mut deliveries, &mut seen, &mut whole, "10", |s| {
+    collect_whole(&mut deliveries, &mut seen, &mut whole, "10", |s| {
         s.events >= 10
     })
     .await;
@@ -241,7 +215,7 @@ async fn a_broker_restarted_without_its_state_marks_every_feed_session_lost() {
     first.wait_for_count("subscribe", 2).await;
     first.publish("a/x", &n(1), 1).await;
     let (mut seen, mut whole) = (Seen::default(), Vec::new());
-    collect(&mut deliveries, &mut seen, &mut whole, "1", |s| {
+    collect_whole(&mut deliveries, &mut seen, &mut whole, "1", |s| {
         s.events >= 1
     })
     .await;
@@ -252,7 +226,7 @@ async fn a_broker_restarted_without_its_state_marks_every_feed_session_lost() {
     proxy.cut_all();
     second.wait_for_count("subscribe", 2).await;
     second.publish("a/x", &n(2), 1).await;
-    collect(&mut deliveries, &mut seen, &mut whole, "the next", |s| {
+    collect_whole(&mut deliveries, &mut seen, &mut whole, "the next", |s| {
         s.events >= 2
     })
     .await;

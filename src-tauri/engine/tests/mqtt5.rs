@@ -40,27 +40,6 @@ async fn publish(url: &str, topic: &str, n: u64) {
     engine.shutdown().await;
 }
 
-async fn collect(
-    deliveries: &mut holdline_engine::Deliveries,
-    seen: &mut Seen,
-    what: &str,
-    count: usize,
-) -> Vec<Delivery> {
-    let mut whole = Vec::new();
-    within(WAIT, what, async {
-        while seen.events < count {
-            let Some(delivery) = deliveries.recv().await else {
-                panic!("engine stopped")
-            };
-            deliveries.commit(&delivery).expect("commit");
-            seen.push(&delivery);
-            whole.push(delivery);
-        }
-    })
-    .await;
-    whole
-}
-
 async fn ready(events: &mut tokio::sync::broadcast::Receiver<EngineEvent>) -> Value {
     wait_history(events, HistoryKind::Ready).await.details
 }
@@ -88,7 +67,11 @@ async fn an_mqtt_5_session_outlives_the_client_and_a_broker_restart_loses_it() {
     assert_eq!(suback.details["granted_qos"], 1, "{suback:?}");
     publish(&url, "t/a", 1).await;
     let mut seen = Seen::default();
-    let first = collect(&mut deliveries, &mut seen, "the first", 1).await;
+    let mut first = Vec::new();
+    collect_whole(&mut deliveries, &mut seen, &mut first, "the first", |s| {
+        s.events >= 1
+    })
+    .await;
     let Delivery::Event(event) = &first[0] else {
         panic!("not an event")
     };
@@ -118,7 +101,10 @@ async fn an_mqtt_5_session_outlives_the_client_and_a_broker_restart_loses_it() {
     assert_eq!(lost["continuity_lost"], json!(["t/#"]), "{lost}");
     wait_history(&mut events, HistoryKind::Protocol).await;
     publish(&url, "t/c", 2).await;
-    collect(&mut deliveries, &mut seen, "after the restart", 2).await;
+    collect_seen(&mut deliveries, &mut seen, "after the restart", |s| {
+        s.events >= 2
+    })
+    .await;
     assert_eq!(
         seen.feed("t/#"),
         [

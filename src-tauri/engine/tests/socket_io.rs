@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use holdline_engine::{
-    ConnectionState, Delivery, Engine, EngineConfig, EngineEvent, HistoryKind, MemoryCursorStore,
+    ConnectionState, Delivery, Engine, EngineConfig, HistoryKind, MemoryCursorStore,
     MemoryOutboxStore, Profile, StartFrom, Stores,
 };
 use holdline_testkit::{FaultProxy, SocketIoConfig, SocketIoServer, within};
@@ -18,11 +18,7 @@ use support::*;
 const SECRET: &str = "sio-secret-5d1e";
 
 fn profile(extra: Value) -> Profile {
-    let mut profile = json!({"protocol": "socket.io"});
-    if let (Value::Object(base), Value::Object(extra)) = (&mut profile, extra) {
-        base.extend(extra);
-    }
-    Profile::load(&profile).expect("the test profile is valid")
+    profile_with(json!({"protocol": "socket.io"}), extra)
 }
 
 fn config(url: &str, profile: Profile) -> EngineConfig {
@@ -49,32 +45,6 @@ fn ticks(range: std::ops::RangeInclusive<u64>) -> Vec<Item> {
         .collect()
 }
 
-/// Receives deliveries, committing each, until `pred` holds; every
-/// delivery is also kept whole.
-async fn collect(
-    deliveries: &mut holdline_engine::Deliveries,
-    seen: &mut Seen,
-    whole: &mut Vec<Delivery>,
-    what: &str,
-    pred: impl Fn(&Seen) -> bool,
-) {
-    within(WAIT, what, async {
-        while !pred(seen) {
-            let Some(delivery) = deliveries.recv().await else {
-                panic!("engine stopped")
-            };
-            deliveries.commit(&delivery).expect("commit");
-            seen.push(&delivery);
-            whole.push(delivery);
-        }
-    })
-    .await;
-}
-
-async fn wait_open(events: &mut tokio::sync::broadcast::Receiver<EngineEvent>) {
-    wait_state(events, "open", is_open).await;
-}
-
 #[tokio::test]
 async fn events_arrive_in_order_under_their_names_and_the_token_travels_only_in_connect() {
     let mut server = sio_server(SocketIoConfig::default()).await;
@@ -89,7 +59,7 @@ async fn events_arrive_in_order_under_their_names_and_the_token_travels_only_in_
     emit_ticks(&mut server, 1..=40).await;
     server.emit(None, "other", vec![json!(1)]).await;
     let (mut seen, mut whole) = (Seen::default(), Vec::new());
-    collect(&mut deliveries, &mut seen, &mut whole, "40 ticks", |s| {
+    collect_whole(&mut deliveries, &mut seen, &mut whole, "40 ticks", |s| {
         s.events >= 40
     })
     .await;
@@ -133,7 +103,7 @@ async fn a_tcp_cut_is_recovered_with_nothing_lost_and_no_marker() {
     wait_open(&mut events).await;
     emit_ticks(&mut server, 1..=5).await;
     let (mut seen, mut whole) = (Seen::default(), Vec::new());
-    collect(&mut deliveries, &mut seen, &mut whole, "5 ticks", |s| {
+    collect_whole(&mut deliveries, &mut seen, &mut whole, "5 ticks", |s| {
         s.events >= 5
     })
     .await;
@@ -152,7 +122,7 @@ async fn a_tcp_cut_is_recovered_with_nothing_lost_and_no_marker() {
     let ready = wait_history(&mut events, HistoryKind::Ready).await;
     assert_eq!(ready.details["continuity_lost"], json!([]), "{ready:?}");
     emit_ticks(&mut server, 11..=15).await;
-    collect(&mut deliveries, &mut seen, &mut whole, "15 ticks", |s| {
+    collect_whole(&mut deliveries, &mut seen, &mut whole, "15 ticks", |s| {
         s.events >= 15
     })
     .await;
@@ -178,7 +148,7 @@ async fn a_server_restart_is_not_recovered_marks_every_feed_and_events_go_on() {
     emit_ticks(&mut first, 1..=3).await;
     first.emit(None, "news", vec![json!("before")]).await;
     let (mut seen, mut whole) = (Seen::default(), Vec::new());
-    collect(
+    collect_whole(
         &mut deliveries,
         &mut seen,
         &mut whole,
@@ -195,7 +165,7 @@ async fn a_server_restart_is_not_recovered_marks_every_feed_and_events_go_on() {
     wait_open(&mut events).await;
     emit_ticks(&mut second, 4..=5).await;
     second.emit(None, "news", vec![json!("hello")]).await;
-    collect(
+    collect_whole(
         &mut deliveries,
         &mut seen,
         &mut whole,
@@ -313,7 +283,7 @@ async fn subscribe_emits_are_sent_after_every_reconnect_and_rooms_carry_the_feed
         .emit(Some("tick"), "tick", vec![json!({"n": 1})])
         .await;
     let (mut seen, mut whole) = (Seen::default(), Vec::new());
-    collect(
+    collect_whole(
         &mut deliveries,
         &mut seen,
         &mut whole,
@@ -338,7 +308,7 @@ async fn subscribe_emits_are_sent_after_every_reconnect_and_rooms_carry_the_feed
     server
         .emit(Some("tick"), "tick", vec![json!({"n": 2})])
         .await;
-    collect(
+    collect_whole(
         &mut deliveries,
         &mut seen,
         &mut whole,
@@ -423,7 +393,7 @@ async fn binary_attachments_arrive_as_hex_and_every_event_reaches_the_star_feed(
         .emit(None, "pair", vec![json!(1), json!("two")])
         .await;
     let (mut seen, mut whole) = (Seen::default(), Vec::new());
-    collect(
+    collect_whole(
         &mut deliveries,
         &mut seen,
         &mut whole,
@@ -496,7 +466,7 @@ async fn a_new_engine_on_the_same_stores_recovers_what_was_emitted_while_it_was_
     wait_open(&mut events).await;
     emit_ticks(&mut server, 1..=4).await;
     let (mut seen, mut whole) = (Seen::default(), Vec::new());
-    collect(&mut deliveries, &mut seen, &mut whole, "4 ticks", |s| {
+    collect_whole(&mut deliveries, &mut seen, &mut whole, "4 ticks", |s| {
         s.events >= 4
     })
     .await;
@@ -516,7 +486,7 @@ async fn a_new_engine_on_the_same_stores_recovers_what_was_emitted_while_it_was_
     let ready = wait_history(&mut events, HistoryKind::Ready).await;
     assert_eq!(ready.details["continuity_lost"], json!([]), "{ready:?}");
     let mut after = Seen::default();
-    collect(
+    collect_whole(
         &mut deliveries,
         &mut after,
         &mut whole,

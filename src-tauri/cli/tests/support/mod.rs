@@ -23,6 +23,13 @@ pub fn cli_with_token(token: &str) -> Command {
     command
 }
 
+/// Writes `profile` to `dir/profile.json` for `--profile`.
+pub fn write_profile(dir: &std::path::Path, profile: &Value) -> std::path::PathBuf {
+    let path = dir.join("profile.json");
+    std::fs::write(&path, profile.to_string()).unwrap();
+    path
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: Vec<Value>,

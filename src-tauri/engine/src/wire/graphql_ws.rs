@@ -16,10 +16,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::message::Message;
-use super::{
-    FeedRule, Frame, HoleRule, Inbound, Numbering, Out, Position, Ready, RequestIds, Upgrade, Wire,
-    WireEvent,
-};
+use super::{FeedRule, Frame, Inbound, Out, Position, Ready, RequestIds, Upgrade, Wire, WireEvent};
 use crate::cause::Cause;
 use crate::config::EngineConfig;
 use crate::error::EngineError;
@@ -483,17 +480,7 @@ impl Wire for GraphqlWire {
     }
 
     fn check_publish(&self, entry: &OutboxEntry) -> Result<(), EngineError> {
-        super::check_feed_name(&entry.feed).map_err(|message| EngineError::InvalidFeed {
-            feed: entry.feed.chars().take(140).collect(),
-            message,
-        })?;
-        if self.rules.publish.is_none() {
-            return Err(EngineError::InvalidProfile {
-                key: "publish".into(),
-                message: "this profile has no publish mutation".into(),
-            });
-        }
-        Ok(())
+        super::check_profile_publish(entry, self.rules.publish.is_some(), "mutation")
     }
 
     fn publish(&mut self, entry: &OutboxEntry, out: &mut Out) {
@@ -565,14 +552,7 @@ impl Wire for GraphqlWire {
         let replays = operation
             .and_then(|op| op.variables.as_ref())
             .is_some_and(|t: &Template| t.uses(&Placeholder::Since));
-        FeedRule {
-            numbering: if numbered {
-                Numbering::Contiguous
-            } else {
-                Numbering::Unnumbered
-            },
-            holes: HoleRule::Infer { replay: replays },
-        }
+        FeedRule::inferred(numbered, replays)
     }
 
     fn set_token(&mut self, token: Option<Token>) {

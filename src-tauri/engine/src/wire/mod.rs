@@ -82,6 +82,22 @@ pub struct FeedRule {
     pub holes: HoleRule,
 }
 
+impl FeedRule {
+    /// A feed whose holes the client settles itself (every wire but
+    /// `holdline.v1`): contiguous when its events carry a seq, else
+    /// unnumbered; `replay` when a re-subscribe can fill a hole.
+    pub fn inferred(numbered: bool, replay: bool) -> FeedRule {
+        FeedRule {
+            numbering: if numbered {
+                Numbering::Contiguous
+            } else {
+                Numbering::Unnumbered
+            },
+            holes: HoleRule::Infer { replay },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Numbering {
     /// seq goes up by one; a hole is missing events.
@@ -322,6 +338,26 @@ pub(crate) fn check_feed_name(feed: &str) -> Result<(), String> {
     }
     if feed.chars().any(char::is_control) {
         return Err("a feed name has no control characters".into());
+    }
+    Ok(())
+}
+
+/// A publish's feed as `check_feed_name` takes it, and the profile's
+/// publish rule (`what` names it in the refusal) present.
+pub(crate) fn check_profile_publish(
+    entry: &OutboxEntry,
+    has_publish: bool,
+    what: &str,
+) -> Result<(), EngineError> {
+    check_feed_name(&entry.feed).map_err(|message| EngineError::InvalidFeed {
+        feed: entry.feed.chars().take(140).collect(),
+        message,
+    })?;
+    if !has_publish {
+        return Err(EngineError::InvalidProfile {
+            key: "publish".into(),
+            message: format!("this profile has no publish {what}"),
+        });
     }
     Ok(())
 }

@@ -199,6 +199,60 @@ pub async fn collect_until(
     .await
 }
 
+/// Receives deliveries, committing each and keeping each whole in
+/// `whole`, until `done` holds for what was seen.
+pub async fn collect_whole(
+    deliveries: &mut holdline_engine::Deliveries,
+    seen: &mut Seen,
+    whole: &mut Vec<Delivery>,
+    what: &str,
+    done: impl Fn(&Seen) -> bool,
+) {
+    within(WAIT, what, async {
+        while !done(seen) {
+            let Some(delivery) = deliveries.recv().await else {
+                panic!("engine stopped")
+            };
+            deliveries.commit(&delivery).expect("commit");
+            seen.push(&delivery);
+            whole.push(delivery);
+        }
+    })
+    .await;
+}
+
+/// Receives deliveries, committing each, until `done` holds.
+pub async fn collect_seen(
+    deliveries: &mut holdline_engine::Deliveries,
+    seen: &mut Seen,
+    what: &str,
+    done: impl Fn(&Seen) -> bool,
+) {
+    collect_whole(deliveries, seen, &mut Vec::new(), what, done).await;
+}
+
+pub async fn wait_open(events: &mut broadcast::Receiver<EngineEvent>) {
+    wait_state(events, "open", is_open).await;
+}
+
+/// `base` with the keys of `extra` added (a `null` removes the key), as a
+/// loaded profile.
+pub fn profile_with(base: serde_json::Value, extra: serde_json::Value) -> holdline_engine::Profile {
+    let mut profile = base;
+    if let (serde_json::Value::Object(base), serde_json::Value::Object(extra)) =
+        (&mut profile, extra)
+    {
+        for (key, value) in extra {
+            if value.is_null() {
+                base.remove(&key);
+            } else {
+                base.insert(key, value);
+            }
+        }
+    }
+    holdline_engine::Profile::load(&profile).expect("the test profile is valid")
+}
+
 pub fn open_engine(config: EngineConfig) -> (Engine, holdline_engine::Deliveries) {
     Engine::start(config, holdline_engine::Stores::default()).expect("engine starts")
 }

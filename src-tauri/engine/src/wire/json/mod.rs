@@ -294,17 +294,7 @@ impl Wire for JsonWire {
     }
 
     fn check_publish(&self, entry: &OutboxEntry) -> Result<(), EngineError> {
-        super::check_feed_name(&entry.feed).map_err(|message| EngineError::InvalidFeed {
-            feed: entry.feed.chars().take(140).collect(),
-            message,
-        })?;
-        if self.rules.publish.is_none() {
-            return Err(EngineError::InvalidProfile {
-                key: "publish".into(),
-                message: "this profile has no publish template".into(),
-            });
-        }
-        Ok(())
+        super::check_profile_publish(entry, self.rules.publish.is_some(), "template")
     }
 
     fn publish(&mut self, entry: &OutboxEntry, out: &mut Out) {

@@ -23,8 +23,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use self::codec::{Framer, Incoming, Login, Message, Version};
 use super::message::Message as JsonMessage;
 use super::{
-    Continuity, FeedRule, Frame, Heartbeat, HoleRule, Inbound, Numbering, Out, Position, Ready,
-    Upgrade, Wire, WireEvent,
+    Continuity, FeedRule, Frame, Heartbeat, Inbound, Out, Position, Ready, Upgrade, Wire, WireEvent,
 };
 use crate::cause::Cause;
 use crate::config::EngineConfig;
@@ -724,14 +723,8 @@ impl Wire for MqttWire {
     }
 
     fn feed_rule(&self, _feed: &str) -> FeedRule {
-        FeedRule {
-            numbering: if self.rules.event_seq.is_some() {
-                Numbering::Contiguous
-            } else {
-                Numbering::Unnumbered
-            },
-            holes: HoleRule::Infer { replay: false },
-        }
+        // A broker keeps no log to replay from.
+        FeedRule::inferred(self.rules.event_seq.is_some(), false)
     }
 
     fn set_token(&mut self, token: Option<Token>) {

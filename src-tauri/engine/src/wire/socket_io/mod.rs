@@ -23,8 +23,7 @@ use tokio::time::Instant;
 use self::packet::{EnginePacket, EventArgs, Handshake, Kind, Packet};
 use super::message::Message;
 use super::{
-    Continuity, FeedRule, Frame, Heartbeat, HoleRule, Inbound, Numbering, Out, Position, Ready,
-    Upgrade, Wire, WireEvent,
+    Continuity, FeedRule, Frame, Heartbeat, Inbound, Out, Position, Ready, Upgrade, Wire, WireEvent,
 };
 use crate::cause::Cause;
 use crate::config::EngineConfig;
@@ -641,14 +640,8 @@ impl Wire for SocketIoWire {
     }
 
     fn feed_rule(&self, _feed: &str) -> FeedRule {
-        FeedRule {
-            numbering: if self.rules.event_seq.is_some() {
-                Numbering::Contiguous
-            } else {
-                Numbering::Unnumbered
-            },
-            holes: HoleRule::Infer { replay: false },
-        }
+        // Socket.IO replays a session, never a feed by its seq.
+        FeedRule::inferred(self.rules.event_seq.is_some(), false)
     }
 
     fn takes_every_feed(&self) -> bool {
