@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use holdline_testkit::GraphqlServer;
 use serde_json::{Value, json};
-use support::{cli_with_token, run, write_profile};
+use support::{cli_with_token, run, tail_with_profile, write_profile};
 
 const SECRET: &str = "cli-gql-secret-0e";
 
@@ -32,21 +32,14 @@ fn graphql_profile(dir: &Path) -> PathBuf {
 }
 
 fn tail(url: &str, profile: &Path, state: &Path, events: u64) -> tokio::process::Command {
-    let mut command = cli_with_token(SECRET);
-    command
-        .arg("tail")
-        .arg(url)
-        .arg("--profile")
-        .arg(profile)
-        .arg("--state-dir")
-        .arg(state)
-        .args([
-            "--feed",
-            "px",
-            "--from-start",
-            "--max-events",
-            &events.to_string(),
-        ]);
+    let mut command = tail_with_profile(SECRET, url, profile, state);
+    command.args([
+        "--feed",
+        "px",
+        "--from-start",
+        "--max-events",
+        &events.to_string(),
+    ]);
     command
 }
 

@@ -10,28 +10,21 @@ use std::process::Stdio;
 
 use holdline_testkit::{MqttBroker, MqttBrokerConfig, within};
 use serde_json::{Value, json};
-use support::{WAIT, cli_with_token, run, write_profile};
+use support::{WAIT, cli_with_token, run, tail_with_profile, write_profile};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const PASSWORD: &str = "cli-mqtt-secret-6a";
 
 fn tail(url: &str, profile: &Path, state: &Path, feed: &str) -> tokio::process::Command {
-    let mut command = cli_with_token(PASSWORD);
-    command
-        .arg("tail")
-        .arg(url)
-        .arg("--profile")
-        .arg(profile)
-        .arg("--state-dir")
-        .arg(state)
-        .args([
-            "--feed",
-            feed,
-            "--backoff-initial-ms",
-            "20",
-            "--backoff-max-ms",
-            "100",
-        ]);
+    let mut command = tail_with_profile(PASSWORD, url, profile, state);
+    command.args([
+        "--feed",
+        feed,
+        "--backoff-initial-ms",
+        "20",
+        "--backoff-max-ms",
+        "100",
+    ]);
     command
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use holdline_testkit::{JsonServer, JsonServerConfig, within};
 use serde_json::{Value, json};
-use support::{WAIT, cli_with_token, run, write_profile};
+use support::{WAIT, cli_with_token, run, tail_with_profile, write_profile};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -29,14 +29,8 @@ fn cli() -> Command {
 }
 
 fn tail(url: &str, profile: &Path, state: &Path, extra: &[&str]) -> Command {
-    let mut command = cli();
+    let mut command = tail_with_profile(SECRET, url, profile, state);
     command
-        .arg("tail")
-        .arg(url)
-        .arg("--profile")
-        .arg(profile)
-        .arg("--state-dir")
-        .arg(state)
         .args(["--backoff-initial-ms", "20", "--backoff-max-ms", "100"])
         .args(extra);
     command

@@ -9,20 +9,13 @@ use std::path::Path;
 
 use holdline_testkit::{SocketIoConfig, SocketIoServer};
 use serde_json::{Value, json};
-use support::{cli_with_token, run, write_profile};
+use support::{cli_with_token, run, tail_with_profile, write_profile};
 
 const SECRET: &str = "cli-sio-secret-3b";
 
 fn tail(url: &str, profile: &Path, state: &Path, events: u64) -> tokio::process::Command {
-    let mut command = cli_with_token(SECRET);
-    command
-        .arg("tail")
-        .arg(url)
-        .arg("--profile")
-        .arg(profile)
-        .arg("--state-dir")
-        .arg(state)
-        .args(["--feed", "tick", "--max-events", &events.to_string()]);
+    let mut command = tail_with_profile(SECRET, url, profile, state);
+    command.args(["--feed", "tick", "--max-events", &events.to_string()]);
     command
 }
 

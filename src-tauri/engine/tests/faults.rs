@@ -153,10 +153,7 @@ async fn unauthorized_stops_with_needs_login_after_one_attempt() {
     let (engine, _deliveries) = open_engine(fast_config(&server.url(), "wrong-token"));
     let mut events = engine.events();
     engine.connect().await.unwrap();
-    let state = wait_state(&mut events, "needs_login", |s| s.name() == "needs_login").await;
-    let ConnectionState::NeedsLogin { reason } = state else {
-        unreachable!()
-    };
+    let reason = wait_needs_login(&mut events).await;
     assert!(reason.contains("401"), "{reason}");
     // With a 20 ms backoff, a retry would come well within this window.
     let retry = tokio::time::timeout(Duration::from_millis(600), async {

@@ -199,12 +199,21 @@ async fn an_error_stops_only_its_feed_and_a_server_complete_ends_its_feed() {
     .await;
     assert_eq!(seen.feed("chat"), [chat("still here")]);
     assert_eq!(seen.feed("finite"), [chat("last")]);
-    let ended = wait_event(&mut events, "the complete recorded", |e| {
-        matches!(e, EngineEvent::History(h) if h.details["feed"] == "finite"
-            && h.message.contains("ended"))
-    })
+    let ended = wait_event(
+        &mut events,
+        "the complete recorded",
+        |e| matches!(e, EngineEvent::History(h) if h.details["feed"] == "finite"),
+    )
     .await;
-    assert!(matches!(ended, EngineEvent::History(_)));
+    let EngineEvent::History(ended) = ended else {
+        unreachable!()
+    };
+    assert_eq!(ended.kind, HistoryKind::SubscribeFailed);
+    assert_eq!(
+        ended.message,
+        "finite ended: the server completed the subscription"
+    );
+    assert_eq!(ended.details["dropped"], true);
     let snapshot = engine.snapshot().await.unwrap();
     let feeds: Vec<String> = snapshot.feeds.iter().map(|f| f.feed.to_string()).collect();
     assert_eq!(

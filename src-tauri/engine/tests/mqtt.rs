@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use holdline_engine::{
-    ConnectionState, Delivery, Engine, EngineConfig, HistoryKind, MemoryCursorStore,
-    MemoryOutboxStore, Profile, StartFrom, Stores,
+    Delivery, Engine, EngineConfig, HistoryKind, MemoryCursorStore, MemoryOutboxStore, Profile,
+    StartFrom, Stores,
 };
 use holdline_testkit::{FaultProxy, MqttBroker, MqttBrokerConfig, within};
 use serde_json::{Value, json};
@@ -285,13 +285,7 @@ async fn a_wrong_password_stops_with_needs_login() {
     );
     let mut events = engine.events();
     engine.connect().await.unwrap();
-    let state = wait_state(&mut events, "needs login", |s| {
-        matches!(s, ConnectionState::NeedsLogin { .. })
-    })
-    .await;
-    let ConnectionState::NeedsLogin { reason } = state else {
-        unreachable!()
-    };
+    let reason = wait_needs_login(&mut events).await;
     assert!(reason.contains("bad user name or password"), "{reason}");
     assert_eq!(broker.seen("refused").len(), 1, "asked once, not again");
     engine.shutdown().await;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use holdline_engine::{
-    ConnectionState, Delivery, Engine, EngineConfig, HistoryKind, MemoryCursorStore,
-    MemoryOutboxStore, Profile, StartFrom, Stores,
+    Delivery, Engine, EngineConfig, HistoryKind, MemoryCursorStore, MemoryOutboxStore, Profile,
+    StartFrom, Stores,
 };
 use holdline_testkit::{FaultProxy, SocketIoConfig, SocketIoServer, within};
 use serde_json::{Value, json};
@@ -199,13 +199,7 @@ async fn a_refused_connect_stops_with_needs_login_and_its_message() {
         open_engine(fast_config(&server.url(), "not-the-token").with_profile(profile(json!({}))));
     let mut events = engine.events();
     engine.connect().await.unwrap();
-    let state = wait_state(&mut events, "needs login", |s| {
-        matches!(s, ConnectionState::NeedsLogin { .. })
-    })
-    .await;
-    let ConnectionState::NeedsLogin { reason } = state else {
-        unreachable!()
-    };
+    let reason = wait_needs_login(&mut events).await;
     assert!(reason.contains("CONNECT_ERROR: unauthorized"), "{reason}");
     assert_eq!(
         server
@@ -435,13 +429,7 @@ async fn a_disconnect_from_the_server_stops_without_reconnecting() {
     engine.connect().await.unwrap();
     wait_open(&mut events).await;
     server.disconnect_all().await;
-    let state = wait_state(&mut events, "stopped", |s| {
-        matches!(s, ConnectionState::Stopped { .. })
-    })
-    .await;
-    let ConnectionState::Stopped { reason } = state else {
-        unreachable!()
-    };
+    let reason = wait_stopped(&mut events).await;
     assert!(reason.contains("io server disconnect"), "{reason}");
     assert_eq!(server.connections().len(), 1, "no reconnect");
     engine.shutdown().await;

@@ -30,6 +30,24 @@ pub fn write_profile(dir: &std::path::Path, profile: &Value) -> std::path::PathB
     path
 }
 
+/// `tail URL --profile P --state-dir S` with `token`; callers add the rest.
+pub fn tail_with_profile(
+    token: &str,
+    url: &str,
+    profile: &std::path::Path,
+    state: &std::path::Path,
+) -> Command {
+    let mut command = cli_with_token(token);
+    command
+        .arg("tail")
+        .arg(url)
+        .arg("--profile")
+        .arg(profile)
+        .arg("--state-dir")
+        .arg(state);
+    command
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: Vec<Value>,

@@ -388,11 +388,7 @@ fn errors_text(message: &Message<'_>, at: &Pointer) -> String {
 
 impl Wire for GraphqlWire {
     fn upgrade(&self) -> Upgrade {
-        Upgrade {
-            subprotocols: vec![SUBPROTOCOL.into()],
-            retry_without_subprotocol: false,
-            ..Upgrade::from_profile(&self.profile)
-        }
+        Upgrade::offering_only(&self.profile, Some(SUBPROTOCOL))
     }
 
     fn on_open(&mut self, _selected: Option<&str>, now: Instant, out: &mut Out) {

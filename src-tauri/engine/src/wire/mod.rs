@@ -59,6 +59,16 @@ impl Upgrade {
             query: Vec::new(),
         }
     }
+
+    /// A wire with a subprotocol of its own (or none): offered alone, and
+    /// a server that selects nothing is refused, not dialed again.
+    pub fn offering_only(profile: &Profile, subprotocol: Option<&str>) -> Upgrade {
+        Upgrade {
+            subprotocols: subprotocol.into_iter().map(str::to_owned).collect(),
+            retry_without_subprotocol: false,
+            ..Upgrade::from_profile(profile)
+        }
+    }
 }
 
 /// A WebSocket data frame as the wire sees it.

@@ -88,6 +88,30 @@ pub async fn wait_state(
     }
 }
 
+/// Waits for `needs_login` and returns its reason.
+pub async fn wait_needs_login(events: &mut broadcast::Receiver<EngineEvent>) -> String {
+    match wait_state(events, "needs_login", |s| {
+        matches!(s, ConnectionState::NeedsLogin { .. })
+    })
+    .await
+    {
+        ConnectionState::NeedsLogin { reason } => reason,
+        _ => unreachable!(),
+    }
+}
+
+/// Waits for `stopped` and returns its reason.
+pub async fn wait_stopped(events: &mut broadcast::Receiver<EngineEvent>) -> String {
+    match wait_state(events, "stopped", |s| {
+        matches!(s, ConnectionState::Stopped { .. })
+    })
+    .await
+    {
+        ConnectionState::Stopped { reason } => reason,
+        _ => unreachable!(),
+    }
+}
+
 pub fn is_open(state: &ConnectionState) -> bool {
     matches!(state, ConnectionState::Open { .. })
 }

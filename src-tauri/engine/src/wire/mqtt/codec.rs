@@ -132,7 +132,7 @@ pub(crate) enum Incoming {
     Pingresp,
     /// QoS 2 flow steps, which this client never asks for.
     QoS2Step {
-        kind: &'static str,
+        step: QoS2Step,
         pid: u16,
     },
     Disconnect {
@@ -141,6 +141,13 @@ pub(crate) enum Incoming {
     },
     /// A packet only a client sends, or AUTH.
     Unexpected(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QoS2Step {
+    Pubrec,
+    Pubrel,
+    Pubcomp,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -178,6 +185,25 @@ fn qos_pid(qos_pid: QosPid) -> (u8, Option<u16>) {
     }
 }
 
+/// A PUBLISH as either version decodes it.
+fn publish_in(topic: &str, qos_pid: QosPid, retain: bool, payload: Bytes) -> Incoming {
+    let (qos, pid) = self::qos_pid(qos_pid);
+    Incoming::Publish(Message {
+        topic: Arc::from(topic),
+        qos,
+        pid,
+        retain,
+        payload,
+    })
+}
+
+fn qos2(step: QoS2Step, pid: Pid) -> Incoming {
+    Incoming::QoS2Step {
+        step,
+        pid: pid.value(),
+    }
+}
+
 fn from_v3(packet: v3::Packet) -> Incoming {
     match packet {
         v3::Packet::Connack(c) => Incoming::Connack {
@@ -186,16 +212,7 @@ fn from_v3(packet: v3::Packet) -> Incoming {
             reason: None,
             max_packet_bytes: None,
         },
-        v3::Packet::Publish(p) => {
-            let (qos, pid) = qos_pid(p.qos_pid);
-            Incoming::Publish(Message {
-                topic: Arc::from(&*p.topic_name),
-                qos,
-                pid,
-                retain: p.retain,
-                payload: p.payload,
-            })
-        }
+        v3::Packet::Publish(p) => publish_in(&p.topic_name, p.qos_pid, p.retain, p.payload),
         v3::Packet::Puback(pid) => Incoming::Puback {
             pid: pid.value(),
             code: 0,
@@ -216,18 +233,9 @@ fn from_v3(packet: v3::Packet) -> Incoming {
         },
         v3::Packet::Unsuback(_) => Incoming::Unsuback,
         v3::Packet::Pingresp => Incoming::Pingresp,
-        v3::Packet::Pubrec(pid) => Incoming::QoS2Step {
-            kind: "PUBREC",
-            pid: pid.value(),
-        },
-        v3::Packet::Pubrel(pid) => Incoming::QoS2Step {
-            kind: "PUBREL",
-            pid: pid.value(),
-        },
-        v3::Packet::Pubcomp(pid) => Incoming::QoS2Step {
-            kind: "PUBCOMP",
-            pid: pid.value(),
-        },
+        v3::Packet::Pubrec(pid) => qos2(QoS2Step::Pubrec, pid),
+        v3::Packet::Pubrel(pid) => qos2(QoS2Step::Pubrel, pid),
+        v3::Packet::Pubcomp(pid) => qos2(QoS2Step::Pubcomp, pid),
         v3::Packet::Connect(_) => Incoming::Unexpected("CONNECT"),
         v3::Packet::Subscribe(_) => Incoming::Unexpected("SUBSCRIBE"),
         v3::Packet::Unsubscribe(_) => Incoming::Unexpected("UNSUBSCRIBE"),
@@ -251,16 +259,7 @@ fn from_v5(packet: v5::Packet) -> Incoming {
             reason: text(c.properties.reason_string),
             max_packet_bytes: c.properties.max_packet_size,
         },
-        v5::Packet::Publish(p) => {
-            let (qos, pid) = qos_pid(p.qos_pid);
-            Incoming::Publish(Message {
-                topic: Arc::from(&*p.topic_name),
-                qos,
-                pid,
-                retain: p.retain,
-                payload: p.payload,
-            })
-        }
+        v5::Packet::Publish(p) => publish_in(&p.topic_name, p.qos_pid, p.retain, p.payload),
         v5::Packet::Puback(p) => Incoming::Puback {
             pid: p.pid.value(),
             code: p.reason_code as u8,
@@ -279,18 +278,9 @@ fn from_v5(packet: v5::Packet) -> Incoming {
         },
         v5::Packet::Unsuback(_) => Incoming::Unsuback,
         v5::Packet::Pingresp => Incoming::Pingresp,
-        v5::Packet::Pubrec(p) => Incoming::QoS2Step {
-            kind: "PUBREC",
-            pid: p.pid.value(),
-        },
-        v5::Packet::Pubrel(p) => Incoming::QoS2Step {
-            kind: "PUBREL",
-            pid: p.pid.value(),
-        },
-        v5::Packet::Pubcomp(p) => Incoming::QoS2Step {
-            kind: "PUBCOMP",
-            pid: p.pid.value(),
-        },
+        v5::Packet::Pubrec(p) => qos2(QoS2Step::Pubrec, p.pid),
+        v5::Packet::Pubrel(p) => qos2(QoS2Step::Pubrel, p.pid),
+        v5::Packet::Pubcomp(p) => qos2(QoS2Step::Pubcomp, p.pid),
         v5::Packet::Disconnect(d) => Incoming::Disconnect {
             code: d.reason_code as u8,
             reason: text(d.properties.reason_string),

@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use self::codec::{Framer, Incoming, Login, Message, Version};
+use self::codec::{Framer, Incoming, Login, Message, QoS2Step, Version};
 use super::message::Message as JsonMessage;
 use super::{
     Continuity, FeedRule, Frame, Heartbeat, Inbound, Out, Position, Ready, Upgrade, Wire, WireEvent,
@@ -245,14 +245,14 @@ impl MqttWire {
                     _ => {}
                 }
             }
-            Incoming::QoS2Step { kind, pid } => {
+            Incoming::QoS2Step { step, pid } => {
                 // This client subscribes and publishes at QoS 0 or 1 only;
                 // a broker that goes on at QoS 2 anyway is answered so it
                 // does not hold the message for ever.
-                let answer = match kind {
-                    "PUBREL" => Some(codec::pubcomp(pid)),
-                    "PUBREC" => Some(codec::pubrel(pid)),
-                    _ => None,
+                let answer = match step {
+                    QoS2Step::Pubrel => Some(codec::pubcomp(pid)),
+                    QoS2Step::Pubrec => Some(codec::pubrel(pid)),
+                    QoS2Step::Pubcomp => None,
                 };
                 if let Some(answer) = answer {
                     out.frames.push(WsMessage::binary(answer));
@@ -542,11 +542,7 @@ fn reason_name(code: u8) -> &'static str {
 
 impl Wire for MqttWire {
     fn upgrade(&self) -> Upgrade {
-        Upgrade {
-            subprotocols: vec![SUBPROTOCOL.into()],
-            retry_without_subprotocol: false,
-            ..Upgrade::from_profile(&self.profile)
-        }
+        Upgrade::offering_only(&self.profile, Some(SUBPROTOCOL))
     }
 
     fn on_open(&mut self, _selected: Option<&str>, now: Instant, out: &mut Out) {

@@ -489,14 +489,12 @@ impl SocketIoWire {
 impl Wire for SocketIoWire {
     fn upgrade(&self) -> Upgrade {
         Upgrade {
-            subprotocols: Vec::new(),
-            retry_without_subprotocol: false,
             path: Some(self.rules.path.clone()),
             query: vec![
                 ("EIO".into(), "4".into()),
                 ("transport".into(), "websocket".into()),
             ],
-            ..Upgrade::from_profile(&self.profile)
+            ..Upgrade::offering_only(&self.profile, None)
         }
     }
 
