@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use holdline_engine::{
-    BackoffConfig, ConnectionState, CursorStore, Engine, EngineConfig, EngineError, EngineEvent,
-    FeedUrl, FileCursorStore, FileRecovery, MemoryCursorStore, Profile, PublishError, StartFrom,
-    Stores, Token,
+    BackoffConfig, ConnectionState, CursorStore, Engine, EngineConfig, EngineEvent, FeedUrl,
+    FileCursorStore, FileRecovery, MemoryCursorStore, Profile, PublishError, StartFrom, Stores,
+    Token,
 };
 use serde_json::value::RawValue;
 use tokio::sync::broadcast::error::RecvError;
@@ -264,10 +264,6 @@ async fn tail(args: TailArgs) -> u8 {
     let config = engine_config(url, token, &args.connection, profile);
     let (engine, mut deliveries) = match Engine::start(config, stores) {
         Ok(started) => started,
-        Err(err @ EngineError::InvalidProfile { .. }) => {
-            complain(&err.to_string());
-            return exit::USAGE;
-        }
         Err(err) => {
             complain(&err.to_string());
             return exit::FAILED;
@@ -453,10 +449,6 @@ async fn publish(args: PublishArgs) -> u8 {
     };
     let (engine, _deliveries) = match Engine::start(config, stores) {
         Ok(started) => started,
-        Err(err @ EngineError::InvalidProfile { .. }) => {
-            complain(&err.to_string());
-            return exit::USAGE;
-        }
         Err(err) => {
             complain(&err.to_string());
             return exit::FAILED;

@@ -117,7 +117,7 @@ impl Engine {
                 tracing::warn!(%err, "session resume point not read");
                 None
             });
-        let wire = wire::for_profile(&config, saved_session)?;
+        let wire = wire::for_profile(&config, saved_session);
         let outbox = Outbox::new(config.outbox_capacity, stores.outbox)?;
         let actor = Actor::new(
             config,

@@ -308,17 +308,16 @@ pub(crate) trait Wire: Send {
     }
 }
 
-/// The wire a profile names. Protocols whose wire is still to come are
-/// refused here, before anything is sent.
+/// The wire a profile names; the profile was judged when it was loaded.
 /// `saved_session` is the resume point the consumer last committed, for
 /// a wire that resumes whole sessions.
 pub(crate) fn for_profile(
     config: &EngineConfig,
     saved_session: Option<SessionMark>,
-) -> Result<Box<dyn Wire>, EngineError> {
+) -> Box<dyn Wire> {
     let profile: &Profile = &config.profile;
     let token = config.token.clone();
-    Ok(match &profile.wire {
+    match &profile.wire {
         WireProfile::Holdline => Box::new(holdline::HoldlineWire::new(config)),
         WireProfile::Raw => Box::new(raw::RawWire::new(profile)),
         WireProfile::Json(json) => Box::new(json::JsonWire::new(profile, json, token)),
@@ -327,7 +326,7 @@ pub(crate) fn for_profile(
         }
         WireProfile::Mqtt(rules) => Box::new(mqtt::MqttWire::new(config, rules, saved_session)),
         WireProfile::GraphqlWs(rules) => Box::new(graphql_ws::GraphqlWire::new(config, rules)),
-    })
+    }
 }
 
 /// What the MQTT framer and decoder make of `pieces` arriving one after
