@@ -51,8 +51,26 @@ pub fn start(hub: Arc<Hub>) {
             }
         });
     }
+    #[cfg(target_os = "macos")]
+    holdline_triggers::macos_power::watch(tx.clone());
+    #[cfg(windows)]
+    let windows_power = match holdline_triggers::windows_power::watch(tx.clone()) {
+        Ok(registration) => Some(registration),
+        Err(err) => {
+            hub.record(
+                HistoryKind::Wake,
+                Level::Info,
+                format!("Windows power notifications are not available ({err}); wakes are detected from clock jumps"),
+                json!({ "error": err.to_string() }),
+            );
+            None
+        }
+    };
     drop(tx);
     tokio::spawn(async move {
+        // The OS calls into the registration for as long as triggers flow.
+        #[cfg(windows)]
+        let _windows_power = windows_power;
         while let Some(trigger) = rx.recv().await {
             hub.on_trigger(trigger).await;
         }

@@ -36,12 +36,40 @@ fn now_us() -> u64 {
         .unwrap_or_default()
 }
 
+/// The process's CPU time (user and system) so far.
+#[cfg(unix)]
 fn cpu_ms() -> f64 {
-    // SAFETY: getrusage writes into the struct we hand it.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we hand it.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     let tv = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
     tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// The process's CPU time (user and kernel) so far.
+#[cfg(windows)]
+fn cpu_ms() -> f64 {
+    use windows::Win32::Foundation::FILETIME;
+    use windows::Win32::System::Threading::{GetCurrentProcess, GetProcessTimes};
+    let [mut created, mut exited, mut kernel, mut user] = [FILETIME::default(); 4];
+    // SAFETY: GetProcessTimes writes into the four structs we hand it.
+    let read = unsafe {
+        GetProcessTimes(
+            GetCurrentProcess(),
+            &mut created,
+            &mut exited,
+            &mut kernel,
+            &mut user,
+        )
+    };
+    if read.is_err() {
+        return f64::NAN;
+    }
+    // FILETIME counts 100 ns intervals.
+    let ms = |t: FILETIME| {
+        (((t.dwHighDateTime as u64) << 32) | t.dwLowDateTime as u64) as f64 / 10_000.0
+    };
+    ms(kernel) + ms(user)
 }
 
 /// What a bench target offers: a URL and a way to publish one event.

@@ -2,15 +2,22 @@
 //! up, or the network changed. Each source sends [`SystemTrigger`]s on a
 //! channel; the app forwards them to every engine and records them.
 //!
-//! Sources: logind's `PrepareForSleep` on Linux (D-Bus, `zbus`); a portable
+//! Sources: the OS's own sleep and wake notifications (logind's
+//! `PrepareForSleep` on Linux over D-Bus, `NSWorkspace` on macOS, the
+//! suspend/resume and display-state callbacks on Windows); a portable
 //! clock-jump detector (the wall clock racing ahead of the monotonic clock,
-//! which stops during suspend) on every platform; interface address changes
-//! from the OS (`if-watch`).
+//! which stops during suspend), kept everywhere as the fallback; interface
+//! address changes from the OS (`if-watch`).
 
 pub mod clock_jump;
 #[cfg(target_os = "linux")]
 pub mod logind;
+#[cfg(target_os = "macos")]
+pub mod macos_power;
 pub mod network;
+pub mod power_notifications;
+#[cfg(windows)]
+pub mod windows_power;
 
 use serde::Serialize;
 
