@@ -45,6 +45,36 @@ pub enum ConnectError {
     Io { detail: String },
     #[error("WebSocket handshake failed: {detail}")]
     Handshake { detail: String },
+    /// The proxy setting names a proxy that cannot be used (a malformed
+    /// `https_proxy`, say); no attempt can succeed until it changes.
+    #[error("the proxy setting cannot be used: {detail}")]
+    ProxySetting { detail: String },
+    /// The proxy itself could not be reached, or dropped the connection
+    /// before the tunnel was open.
+    #[error("proxy {proxy} unreachable: {detail}")]
+    ProxyUnreachable { proxy: String, detail: String },
+    /// The proxy wants credentials, or refused the ones given (HTTP 407,
+    /// or 401 as tinyproxy says it; SOCKS5 authentication).
+    #[error("proxy {proxy} did not let us in: {detail}")]
+    ProxyAuth { proxy: String, detail: String },
+    /// The proxy refused to open the tunnel: its HTTP status or SOCKS
+    /// reply says why.
+    #[error("proxy {proxy} refused the tunnel: {detail}")]
+    ProxyRefused {
+        proxy: String,
+        status: Option<u16>,
+        socks_reply: Option<u8>,
+        detail: String,
+    },
+    /// The proxy could not open the tunnel to the server (HTTP 5xx, SOCKS
+    /// replies 3–6): mostly the server's failure, seen through the proxy.
+    #[error("proxy {proxy} could not reach the server: {detail}")]
+    ProxyTargetFailed {
+        proxy: String,
+        status: Option<u16>,
+        socks_reply: Option<u8>,
+        detail: String,
+    },
 }
 
 /// Why the previous connection ended (or never began).

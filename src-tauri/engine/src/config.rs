@@ -8,6 +8,7 @@ use holdline_protocol::DEFAULT_HEARTBEAT_MS;
 use crate::backoff::BackoffConfig;
 use crate::feed_url::FeedUrl;
 use crate::profile::Profile;
+use crate::proxy::ProxySetting;
 use crate::secret::Token;
 
 #[derive(Debug, Clone)]
@@ -36,6 +37,9 @@ pub struct EngineConfig {
     pub max_incoming_frame_bytes: usize,
     /// Extra PEM certificates to trust beside the platform's roots.
     pub extra_ca_file: Option<PathBuf>,
+    /// How the server is reached: direct unless set (the CLI and the app
+    /// choose the system's proxy by default).
+    pub proxy: ProxySetting,
     /// How to speak to the server; `holdline.v1` by default.
     pub profile: Profile,
     /// A short-lived engine that only publishes (the CLI's `publish`): a
@@ -60,6 +64,7 @@ impl EngineConfig {
             delivery_buffer: 16 * crate::actor::FRAMES_PER_TURN,
             max_incoming_frame_bytes: 16 << 20,
             extra_ca_file: None,
+            proxy: ProxySetting::None,
             profile: Profile::holdline(),
             publisher: false,
         }

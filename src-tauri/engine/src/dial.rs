@@ -20,6 +20,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use crate::cause::ConnectError;
 use crate::feed_url::FeedUrl;
 use crate::profile::{Auth, Placeholder, REDACTED, Vars};
+use crate::proxy::Proxy;
 use crate::secret::Token;
 use crate::wire::Upgrade;
 
@@ -35,6 +36,8 @@ pub struct DialOptions {
     pub timeout: Duration,
     pub max_frame_bytes: usize,
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The proxy this attempt tunnels through; `None` dials direct.
+    pub proxy: Option<Proxy>,
 }
 
 /// The rustls configuration: the platform's roots, plus an extra CA file.
@@ -202,7 +205,10 @@ async fn attempt_upgrade(
     offer_subprotocol: bool,
 ) -> Result<Dialed, UpgradeError> {
     let request = request(url, upgrade, token, offer_subprotocol)?;
-    let tcp = connect_tcp(url, options.timeout).await?;
+    let tcp = match &options.proxy {
+        Some(proxy) => proxy.tunnel(url, options.timeout).await?,
+        None => connect_tcp(url.host(), url.port(), options.timeout).await?,
+    };
     let connector = if url.is_tls() {
         let tls = options.tls.clone().ok_or_else(|| ConnectError::Tls {
             detail: "no TLS configuration".into(),
@@ -249,9 +255,14 @@ async fn attempt_upgrade(
     }
 }
 
-async fn connect_tcp(url: &FeedUrl, limit: Duration) -> Result<TcpStream, ConnectError> {
-    let host = url.host().trim_start_matches('[').trim_end_matches(']');
-    let port = url.port();
+/// A TCP connection to `host` (a name or an address) and `port`: every
+/// address the name resolves to is tried in turn.
+pub(crate) async fn connect_tcp(
+    host: &str,
+    port: u16,
+    limit: Duration,
+) -> Result<TcpStream, ConnectError> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
     // Resolved afresh on every attempt: a server that moved is found again.
     let addrs: Vec<_> = match timeout(limit, lookup_host((host, port))).await {
         Err(_) => {

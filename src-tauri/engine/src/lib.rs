@@ -24,6 +24,7 @@ pub mod logging;
 mod outbox;
 pub mod policy;
 pub mod profile;
+pub mod proxy;
 pub mod secret;
 pub mod sequencer;
 pub mod store;
@@ -50,6 +51,7 @@ pub use crate::events::{
 };
 pub use crate::feed_url::{FeedUrl, UrlError};
 pub use crate::profile::{Profile, ProfileError};
+pub use crate::proxy::{Proxy, ProxySetting};
 pub use crate::secret::Token;
 pub use crate::sequencer::StartFrom;
 pub use crate::store::{

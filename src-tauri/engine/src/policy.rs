@@ -130,6 +130,10 @@ pub fn reaction_to(cause: &Cause, close_rule: &dyn Fn(u16) -> CloseRule) -> Reac
 fn reaction_to_connect_error(error: &ConnectError) -> Reaction {
     match error {
         ConnectError::HttpStatus { status: 401, .. } => Reaction::NeedsLogin,
+        // Asking the proxy again with the same credentials gets the same
+        // answer; a person has to give others.
+        ConnectError::ProxyAuth { .. } => Reaction::NeedsLogin,
+        ConnectError::ProxySetting { .. } => Reaction::Stop,
         ConnectError::HttpStatus { status: 403, .. } => Reaction::Stop,
         ConnectError::HttpStatus {
             status: 429 | 503,

@@ -5,44 +5,9 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use futures_util::{SinkExt, StreamExt};
-use holdline_engine::{Cause, ConnectError, ConnectionState, EngineConfig, HistoryKind};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use holdline_engine::{ConnectError, ConnectionState, EngineConfig, HistoryKind};
 use support::*;
-use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::Message;
-
-async fn tls_server(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> SocketAddr {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let Ok(mut ws) = holdline_testkit::ws::accept(tls, true).await else {
-                    return;
-                };
-                let welcome = r#"{"type":"welcome","session":"tls","heartbeat_ms":15000,"max_frame_bytes":65536,"server":"tls-test"}"#;
-                let _ = ws.send(Message::text(welcome)).await;
-                while let Some(Ok(_)) = ws.next().await {}
-            });
-        }
-    });
-    addr
-}
 
 fn wss_config(addr: SocketAddr) -> EngineConfig {
     // `localhost` so that the certificate's name is what is checked; the
@@ -59,30 +24,12 @@ fn trusting_the_test_ca(pki: &Pki, addr: SocketAddr) -> (EngineConfig, tempfile:
     (config, dir)
 }
 
-async fn first_failure(config: EngineConfig) -> ConnectError {
-    let (engine, _deliveries) = open_engine(config);
-    let mut events = engine.events();
-    engine.connect().await.unwrap();
-    let state = wait_state(&mut events, "backoff after the TLS failure", |s| {
-        s.name() == "backoff"
-    })
-    .await;
-    engine.shutdown().await;
-    match state {
-        ConnectionState::Backoff {
-            cause: Cause::Connect { error },
-            ..
-        } => error,
-        other => panic!("unexpected {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn an_unknown_issuer_is_a_clear_certificate_error() {
     let pki = pki();
     let (cert, key) = leaf(&pki, false);
     let addr = tls_server(cert, key).await;
-    let error = first_failure(wss_config(addr)).await;
+    let error = first_connect_error(wss_config(addr)).await;
     let ConnectError::Tls { detail } = &error else {
         panic!("{error:?}")
     };
@@ -118,7 +65,7 @@ async fn an_expired_certificate_says_it_expired() {
     let (cert, key) = leaf(&pki, true);
     let addr = tls_server(cert, key).await;
     let (config, _ca_dir) = trusting_the_test_ca(&pki, addr);
-    let error = first_failure(config).await;
+    let error = first_connect_error(config).await;
     let ConnectError::Tls { detail } = &error else {
         panic!("{error:?}")
     };
@@ -146,7 +93,7 @@ async fn the_error_says_what_to_do() {
     let pki = pki();
     let (cert, key) = leaf(&pki, false);
     let addr = tls_server(cert, key).await;
-    let error = first_failure(wss_config(addr)).await;
+    let error = first_connect_error(wss_config(addr)).await;
     assert!(
         error
             .to_string()

@@ -1,5 +1,6 @@
 //! Test support shared by the engine, server and CLI tests.
 
+pub mod forward_proxy;
 pub mod graphql_server;
 pub mod json_server;
 pub mod mqtt_broker;
@@ -9,6 +10,7 @@ pub mod rumqttd;
 pub mod socket_io_server;
 pub mod ws;
 
+pub use forward_proxy::ForwardProxy;
 pub use graphql_server::GraphqlServer;
 pub use json_server::{JsonServer, JsonServerConfig, UpgradeSeen};
 pub use mqtt_broker::{MqttBroker, MqttBrokerConfig};

@@ -7,6 +7,7 @@ use super::{Actor, Phase};
 use crate::cause::ConnectError;
 use crate::dial::{DialOptions, dial, tls_config};
 use crate::events::*;
+use crate::proxy::{ProcessEnvironment, Proxy};
 
 impl Actor {
     pub(super) async fn attempt(&mut self) {
@@ -14,13 +15,33 @@ impl Actor {
         self.reconnect_now = false;
         let attempt = self.backoff.failures() + 1;
         self.set_state(ConnectionState::Connecting { attempt });
+        let proxy = self
+            .config
+            .proxy
+            .for_target(&self.config.url, &ProcessEnvironment);
+        let shown_proxy = proxy
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .map(Proxy::shown);
+        let through = shown_proxy
+            .as_deref()
+            .map(|proxy| format!(" through proxy {proxy}"))
+            .unwrap_or_default();
         self.record(
             HistoryKind::Attempt,
             Level::Info,
-            format!("connecting to {} (attempt {attempt})", self.config.url),
+            format!(
+                "connecting to {}{through} (attempt {attempt})",
+                self.config.url
+            ),
             json!({ "attempt": attempt, "url": self.config.url.as_str(),
-                    "protocol": self.config.profile.protocol() }),
+                    "protocol": self.config.profile.protocol(), "proxy": shown_proxy }),
         );
+        let proxy = match proxy {
+            Ok(proxy) => proxy,
+            Err(error) => return self.after_attempt_failed(attempt, Instant::now(), error),
+        };
         if self.config.url.is_tls() && self.tls.is_none() {
             match tls_config(self.config.extra_ca_file.as_deref()) {
                 Ok(tls) => self.tls = Some(tls),
@@ -31,6 +52,7 @@ impl Actor {
             timeout: self.config.connect_timeout,
             max_frame_bytes: self.config.max_incoming_frame_bytes,
             tls: self.tls.clone(),
+            proxy,
         };
         let url = self.config.url.clone();
         let token = self.config.token.clone();

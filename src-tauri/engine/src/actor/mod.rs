@@ -294,7 +294,12 @@ impl Actor {
             Reaction::NeedsLogin => {
                 self.want_connected = false;
                 self.phase = Phase::NeedsLogin;
-                let reason = format!("the server needs a new login ({cause})");
+                let reason = match &cause {
+                    Cause::Connect {
+                        error: crate::cause::ConnectError::ProxyAuth { .. },
+                    } => format!("the proxy needs other credentials ({cause})"),
+                    _ => format!("the server needs a new login ({cause})"),
+                };
                 self.record(
                     HistoryKind::State,
                     Level::Error,

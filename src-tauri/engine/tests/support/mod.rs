@@ -2,11 +2,17 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
 use holdline_engine::{
-    BackoffConfig, ConnectionState, Delivery, Engine, EngineConfig, EngineEvent, FeedUrl,
-    HistoryEntry, HistoryKind, Token,
+    BackoffConfig, Cause, ConnectError, ConnectionState, Delivery, Engine, EngineConfig,
+    EngineEvent, FeedUrl, HistoryEntry, HistoryKind, Token,
 };
 use holdline_server::{RunningServer, ServerConfig};
 use holdline_testkit::within;
@@ -337,4 +343,55 @@ pub fn leaf_pem(pki: &Pki) -> (String, String) {
     let issuer = Issuer::from_params(&pki.ca_params, &pki.ca_key);
     let cert = params.signed_by(&key, &issuer).unwrap();
     (cert.pem(), key.serialize_pem())
+}
+
+/// The error of the first failed attempt, from the backoff it led to.
+pub async fn first_connect_error(config: EngineConfig) -> ConnectError {
+    let (engine, _deliveries) = open_engine(config);
+    let mut events = engine.events();
+    engine.connect().await.unwrap();
+    let state = wait_state(&mut events, "backoff after the failed attempt", |s| {
+        s.name() == "backoff"
+    })
+    .await;
+    engine.shutdown().await;
+    match state {
+        ConnectionState::Backoff {
+            cause: Cause::Connect { error },
+            ..
+        } => error,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// A `wss://` server on loopback with `cert`: it upgrades, says welcome
+/// (session `tls`) and reads until the client goes.
+pub async fn tls_server(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> SocketAddr {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let Ok(mut ws) = holdline_testkit::ws::accept(tls, true).await else {
+                    return;
+                };
+                let welcome = r#"{"type":"welcome","session":"tls","heartbeat_ms":15000,"max_frame_bytes":65536,"server":"tls-test"}"#;
+                let _ = ws.send(Message::text(welcome)).await;
+                while let Some(Ok(_)) = ws.next().await {}
+            });
+        }
+    });
+    addr
 }
