@@ -341,9 +341,9 @@ impl Hub {
         {
             let engine = current.engine.clone();
             drop(active);
-            if let Some(token) = self.token_for(&entry) {
-                engine.set_token(Some(token)).await?;
-            }
+            // The token as it is now: one forgotten by a logout is not
+            // sent again.
+            engine.set_token(self.token_for(&entry)).await?;
             engine.connect().await?;
             return Ok(engine);
         }

@@ -1,175 +1,438 @@
-//! The desktop shell with `tauri::test`'s mock runtime: commands invoked
-//! over IPC exactly as the UI invokes them, against a real reference server.
+//! The desktop shell with `tauri::test`'s mock runtime: each command
+//! invoked over IPC exactly as the UI invokes it, against a real reference
+//! server. One test per behaviour, each in a fresh home of its own
+//! (`in_fresh_home`), so a failure names what broke.
 
-use serde_json::json;
+use holdline_server::{RunningServer, ServerConfig};
+use serde_json::{Value, json};
 
 mod support;
-use support::{assert_no_file_holds, call, isolate, start_app, wait_for};
+use support::{
+    MockApp, MockWebview, assert_no_file_holds, call, in_fresh_home, start_app, wait_for,
+};
 
-#[test]
-fn commands_validate_input_and_drive_the_engine() {
-    let home = tempfile::tempdir().unwrap();
-    // One test in this binary, before any thread starts.
-    isolate(home.path());
-    let server =
-        tauri::async_runtime::block_on(holdline_server::start(holdline_server::ServerConfig {
-            tokens: vec!["shell-token".into()],
-            ..Default::default()
-        }))
-        .unwrap();
-    let export_path = home.path().join("export.jsonl");
-    let (_app, webview) = start_app(home.path(), |_| {});
+const TOKEN: &str = "shell-token";
+const FEED: &str = "shell.feed";
 
-    // Out of the box: the Local demo, first and active.
-    let servers = call(&webview, "servers_list", json!({})).unwrap();
-    assert_eq!(servers[0]["name"], "Local demo");
-    assert_eq!(servers[0]["builtin"], true);
-    assert_eq!(servers[0]["active"], true);
+fn reference_server() -> RunningServer {
+    tauri::async_runtime::block_on(holdline_server::start(ServerConfig {
+        tokens: vec![TOKEN.into()],
+        ..Default::default()
+    }))
+    .expect("the reference server starts")
+}
 
-    // Bad input: clear errors with stable codes, the engine's text as is.
-    let bad_url = call(
-        &webview,
-        "login",
-        json!({"url": "https://x", "token": "t", "remember": false}),
-    )
-    .unwrap_err();
-    assert_eq!(bad_url["code"], "invalid_url");
-    assert!(
-        bad_url["message"].as_str().unwrap().contains("ws://"),
-        "{bad_url}"
-    );
-    let empty = call(
-        &webview,
-        "login",
-        json!({"url": server.url(), "token": "  ", "remember": false}),
-    )
-    .unwrap_err();
-    assert_eq!(empty["code"], "invalid_input");
-    let theme = call(
-        &webview,
-        "settings_save",
-        json!({"preferences": {"theme": "neon"}}),
-    )
-    .unwrap_err();
-    assert_eq!(theme["code"], "invalid_input");
-    let range = call(
-        &webview,
-        "settings_save",
-        json!({"preferences": {"theme": "dark", "heartbeat_ms": 5}}),
-    )
-    .unwrap_err();
-    assert!(
-        range["message"].as_str().unwrap().contains("heartbeat_ms"),
-        "{range}"
-    );
-    let alerts = call(
-        &webview,
-        "settings_save",
-        json!({"preferences": {"theme": "dark", "alert_after_s": 2}}),
-    )
-    .unwrap_err();
-    assert!(
-        alerts["message"].as_str().unwrap().contains("5..=86400"),
-        "{alerts}"
-    );
-    // Without the desktop plugins (the mock runtime) start at login is
-    // refused with its own code rather than silently stored.
-    let login_start = call(
-        &webview,
-        "settings_save",
-        json!({"preferences": {"theme": "dark", "start_at_login": true}}),
-    )
-    .unwrap_err();
-    assert_eq!(login_start["code"], "desktop", "{login_start}");
+fn engine_state(webview: &MockWebview) -> Value {
+    let snapshot = call(webview, "snapshot", json!({})).expect("a snapshot");
+    snapshot["engine"]["state"]["state"].clone()
+}
 
-    // Log in (session-only token) to the test server; it becomes active.
+/// The app logged in (session-only token) to a reference server, open.
+struct LoggedIn {
+    server: RunningServer,
+    _app: MockApp,
+    webview: MockWebview,
+    info: Value,
+}
+
+fn logged_in(home: &std::path::Path) -> LoggedIn {
+    let server = reference_server();
+    let (app, webview) = start_app(home, |_| {});
     let info = call(
         &webview,
         "login",
-        json!({"url": server.url(), "token": "shell-token", "remember": false, "name": "Test"}),
+        json!({"url": server.url(), "token": TOKEN, "remember": false, "name": "Test"}),
     )
-    .unwrap();
-    assert_eq!(
-        (info["active"].as_bool(), info["session_only"].as_bool()),
-        (Some(true), Some(true))
-    );
-    wait_for("state open", || {
+    .expect("the login is taken");
+    wait_for("the engine open on the new server", || {
         let snapshot = call(&webview, "snapshot", json!({})).unwrap();
         snapshot["engine"]["state"]["state"] == "open" && snapshot["active_server"] == info["id"]
     });
+    LoggedIn {
+        server,
+        _app: app,
+        webview,
+        info,
+    }
+}
 
-    let bad_feed = call(&webview, "subscribe", json!({"feed": "has space"})).unwrap_err();
-    assert_eq!(bad_feed["code"], "invalid_feed");
-    call(
-        &webview,
-        "subscribe",
-        json!({"feed": "shell.feed", "fromStart": true}),
-    )
-    .unwrap();
-    let not_json = call(
-        &webview,
-        "publish",
-        json!({"feed": "shell.feed", "data": "{nope"}),
-    )
-    .unwrap_err();
-    assert_eq!(not_json["code"], "invalid_input");
-    let ack = call(
-        &webview,
-        "publish",
-        json!({"feed": "shell.feed", "data": "{\"n\":1}", "id": "shell-1"}),
-    )
-    .unwrap();
-    assert_eq!(
-        ack,
-        json!({"id": "shell-1", "feed": "shell.feed", "seq": 1})
-    );
-    assert_eq!(server.head("shell.feed").unwrap().1, 1);
+fn subscribed(webview: &MockWebview) -> Value {
+    call(webview, "snapshot", json!({})).unwrap()["subscribed"].clone()
+}
 
-    // The subscription is saved and the history is queryable, filtered.
-    let snapshot = call(&webview, "snapshot", json!({})).unwrap();
-    assert_eq!(snapshot["subscribed"], json!(["shell.feed"]));
-    let page = call(
-        &webview,
-        "history_query",
-        json!({"query": {"kinds": ["connected"], "limit": 5}}),
-    )
-    .unwrap();
-    wait_for("recorded history", || {
-        let page = call(
+#[test]
+fn servers_list_starts_with_the_local_demo_active() {
+    in_fresh_home("servers_list_starts_with_the_local_demo_active", |home| {
+        let (_app, webview) = start_app(home, |_| {});
+        let servers = call(&webview, "servers_list", json!({})).unwrap();
+        assert_eq!(servers[0]["name"], "Local demo");
+        assert_eq!(servers[0]["builtin"], true);
+        assert_eq!(servers[0]["active"], true);
+    });
+}
+
+#[test]
+fn login_refuses_a_url_that_is_not_a_websocket_one() {
+    in_fresh_home("login_refuses_a_url_that_is_not_a_websocket_one", |home| {
+        let (_app, webview) = start_app(home, |_| {});
+        let bad_url = call(
             &webview,
-            "history_query",
-            json!({"query": {"kinds": ["connected"]}}),
+            "login",
+            json!({"url": "https://x", "token": "t", "remember": false}),
+        )
+        .unwrap_err();
+        assert_eq!(bad_url["code"], "invalid_url");
+        // The engine's own words, as they are.
+        assert!(
+            bad_url["message"].as_str().unwrap().contains("ws://"),
+            "{bad_url}"
+        );
+        let servers = call(&webview, "servers_list", json!({})).unwrap();
+        assert_eq!(servers.as_array().map(Vec::len), Some(1), "nothing saved");
+    });
+}
+
+#[test]
+fn login_refuses_an_empty_token() {
+    in_fresh_home("login_refuses_an_empty_token", |home| {
+        let server = reference_server();
+        let (_app, webview) = start_app(home, |_| {});
+        let empty = call(
+            &webview,
+            "login",
+            json!({"url": server.url(), "token": "  ", "remember": false}),
+        )
+        .unwrap_err();
+        assert_eq!(empty["code"], "invalid_input");
+    });
+}
+
+#[test]
+fn login_saves_the_server_makes_it_active_and_connects() {
+    in_fresh_home(
+        "login_saves_the_server_makes_it_active_and_connects",
+        |home| {
+            let session = logged_in(home);
+            assert_eq!(session.info["active"], true);
+            assert_eq!(session.info["session_only"], true);
+            let servers = call(&session.webview, "servers_list", json!({})).unwrap();
+            let names: Vec<_> = servers
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["name"].clone())
+                .collect();
+            assert_eq!(names, [json!("Local demo"), json!("Test")]);
+        },
+    );
+}
+
+#[test]
+fn settings_save_refuses_an_unknown_theme_and_numbers_out_of_range() {
+    in_fresh_home(
+        "settings_save_refuses_an_unknown_theme_and_numbers_out_of_range",
+        |home| {
+            let (_app, webview) = start_app(home, |_| {});
+            let save = |preferences: Value| {
+                call(
+                    &webview,
+                    "settings_save",
+                    json!({ "preferences": preferences }),
+                )
+                .unwrap_err()
+            };
+            let theme = save(json!({"theme": "neon"}));
+            assert_eq!(theme["code"], "invalid_input");
+            let heartbeat = save(json!({"theme": "dark", "heartbeat_ms": 5}));
+            assert!(
+                heartbeat["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("heartbeat_ms"),
+                "{heartbeat}"
+            );
+            let alerts = save(json!({"theme": "dark", "alert_after_s": 2}));
+            assert!(
+                alerts["message"].as_str().unwrap().contains("5..=86400"),
+                "{alerts}"
+            );
+            // Nothing of the refused saves was kept.
+            let kept = call(&webview, "settings_get", json!({})).unwrap();
+            assert_ne!(kept["theme"], "dark");
+        },
+    );
+}
+
+#[test]
+fn settings_save_refuses_start_at_login_without_the_desktop() {
+    in_fresh_home(
+        "settings_save_refuses_start_at_login_without_the_desktop",
+        |home| {
+            // The mock runtime has no autostart plugin: refused with its own
+            // code rather than silently stored.
+            let (_app, webview) = start_app(home, |_| {});
+            let refused = call(
+                &webview,
+                "settings_save",
+                json!({"preferences": {"theme": "dark", "start_at_login": true}}),
+            )
+            .unwrap_err();
+            assert_eq!(refused["code"], "desktop", "{refused}");
+        },
+    );
+}
+
+#[test]
+fn settings_get_returns_what_settings_save_kept() {
+    in_fresh_home("settings_get_returns_what_settings_save_kept", |home| {
+        let (_app, webview) = start_app(home, |_| {});
+        let preferences = json!({"theme": "dark", "heartbeat_ms": 20000, "alert_after_s": 60});
+        let saved = call(
+            &webview,
+            "settings_save",
+            json!({ "preferences": preferences }),
         )
         .unwrap();
-        page["rows"].as_array().is_some_and(|rows| !rows.is_empty())
+        let got = call(&webview, "settings_get", json!({})).unwrap();
+        assert_eq!(saved, got);
+        assert_eq!(
+            (&got["theme"], &got["heartbeat_ms"], &got["alert_after_s"]),
+            (&json!("dark"), &json!(20000), &json!(60))
+        );
     });
-    assert!(
-        page["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["kind"] == "connected")
+}
+
+#[test]
+fn server_save_adds_a_server_and_server_remove_removes_it() {
+    in_fresh_home(
+        "server_save_adds_a_server_and_server_remove_removes_it",
+        |home| {
+            let (_app, webview) = start_app(home, |_| {});
+            let saved = call(
+                &webview,
+                "server_save",
+                json!({"server": {"name": "Saved", "url": "ws://127.0.0.1:9/feed"}}),
+            )
+            .unwrap();
+            assert_eq!(saved["name"], "Saved");
+            assert_eq!(saved["active"], false, "saving does not switch servers");
+            let count = || {
+                call(&webview, "servers_list", json!({}))
+                    .unwrap()
+                    .as_array()
+                    .map(Vec::len)
+            };
+            assert_eq!(count(), Some(2));
+            call(&webview, "server_remove", json!({"id": saved["id"]})).unwrap();
+            assert_eq!(count(), Some(1));
+        },
     );
-    // The export goes where the save dialog says (here: the path the test
-    // built the app with); a path the webview passes is not one.
-    let elsewhere = home.path().join("chosen-by-the-webview.jsonl");
-    let exported = call(
-        &webview,
-        "history_export",
-        json!({"query": {}, "path": elsewhere}),
-    )
-    .unwrap();
-    assert!(exported["count"].as_u64().unwrap() > 0);
-    assert_eq!(exported["path"], export_path.display().to_string());
-    assert!(export_path.exists());
-    assert!(!elsewhere.exists());
+}
 
-    // Unknown servers and removing the demo are refused.
-    let unknown = call(&webview, "connect", json!({"id": "nope"})).unwrap_err();
-    assert_eq!(unknown["code"], "unknown_server");
-    let demo = call(&webview, "server_remove", json!({"id": "local-demo"})).unwrap_err();
-    assert_eq!(demo["code"], "invalid_input");
+#[test]
+fn server_remove_refuses_the_local_demo() {
+    in_fresh_home("server_remove_refuses_the_local_demo", |home| {
+        let (_app, webview) = start_app(home, |_| {});
+        let demo = call(&webview, "server_remove", json!({"id": "local-demo"})).unwrap_err();
+        assert_eq!(demo["code"], "invalid_input");
+    });
+}
 
-    // The token is in no file the app wrote.
-    assert_no_file_holds(home.path(), "shell-token");
+#[test]
+fn connect_refuses_an_unknown_server() {
+    in_fresh_home("connect_refuses_an_unknown_server", |home| {
+        let (_app, webview) = start_app(home, |_| {});
+        let unknown = call(&webview, "connect", json!({"id": "nope"})).unwrap_err();
+        assert_eq!(unknown["code"], "unknown_server");
+    });
+}
+
+#[test]
+fn disconnect_stops_the_connection_and_connect_brings_it_back() {
+    in_fresh_home(
+        "disconnect_stops_the_connection_and_connect_brings_it_back",
+        |home| {
+            let session = logged_in(home);
+            call(&session.webview, "disconnect", json!({})).unwrap();
+            wait_for("the engine idle", || {
+                engine_state(&session.webview) == "idle"
+            });
+            call(&session.webview, "connect", json!({})).unwrap();
+            wait_for("the engine open again", || {
+                engine_state(&session.webview) == "open"
+            });
+        },
+    );
+}
+
+#[test]
+fn reconnect_now_makes_a_new_connection() {
+    in_fresh_home("reconnect_now_makes_a_new_connection", |home| {
+        let session = logged_in(home);
+        let connections = || {
+            call(
+                &session.webview,
+                "history_query",
+                json!({"query": {"kinds": ["connected"]}}),
+            )
+            .unwrap()["rows"]
+                .as_array()
+                .map_or(0, Vec::len)
+        };
+        wait_for("the first connection recorded", || connections() == 1);
+        call(&session.webview, "reconnect_now", json!({})).unwrap();
+        wait_for("a second connection recorded", || connections() == 2);
+    });
+}
+
+#[test]
+fn logout_disconnects_and_forgets_the_token() {
+    in_fresh_home("logout_disconnects_and_forgets_the_token", |home| {
+        let session = logged_in(home);
+        call(
+            &session.webview,
+            "logout",
+            json!({"id": session.info["id"]}),
+        )
+        .unwrap();
+        wait_for("the engine idle", || {
+            engine_state(&session.webview) == "idle"
+        });
+        // Without its token the server cannot be connected again.
+        call(&session.webview, "connect", json!({})).unwrap();
+        wait_for("a login asked for", || {
+            engine_state(&session.webview) == "needs_login"
+        });
+    });
+}
+
+#[test]
+fn subscribe_refuses_a_feed_name_the_wire_cannot_carry() {
+    in_fresh_home(
+        "subscribe_refuses_a_feed_name_the_wire_cannot_carry",
+        |home| {
+            let session = logged_in(home);
+            let bad =
+                call(&session.webview, "subscribe", json!({"feed": "has space"})).unwrap_err();
+            assert_eq!(bad["code"], "invalid_feed");
+            assert_eq!(subscribed(&session.webview), json!([]));
+        },
+    );
+}
+
+#[test]
+fn subscribe_saves_the_feed_and_unsubscribe_forgets_it() {
+    in_fresh_home(
+        "subscribe_saves_the_feed_and_unsubscribe_forgets_it",
+        |home| {
+            let session = logged_in(home);
+            call(
+                &session.webview,
+                "subscribe",
+                json!({"feed": FEED, "fromStart": true}),
+            )
+            .unwrap();
+            assert_eq!(subscribed(&session.webview), json!([FEED]));
+            call(&session.webview, "unsubscribe", json!({"feed": FEED})).unwrap();
+            assert_eq!(subscribed(&session.webview), json!([]));
+        },
+    );
+}
+
+#[test]
+fn publish_refuses_data_that_is_not_json() {
+    in_fresh_home("publish_refuses_data_that_is_not_json", |home| {
+        let session = logged_in(home);
+        let not_json = call(
+            &session.webview,
+            "publish",
+            json!({"feed": FEED, "data": "{nope"}),
+        )
+        .unwrap_err();
+        assert_eq!(not_json["code"], "invalid_input");
+        assert_eq!(session.server.head(FEED), None, "nothing published");
+    });
+}
+
+#[test]
+fn publish_resolves_with_the_servers_ack() {
+    in_fresh_home("publish_resolves_with_the_servers_ack", |home| {
+        let session = logged_in(home);
+        let ack = call(
+            &session.webview,
+            "publish",
+            json!({"feed": FEED, "data": "{\"n\":1}", "id": "shell-1"}),
+        )
+        .unwrap();
+        assert_eq!(ack, json!({"id": "shell-1", "feed": FEED, "seq": 1}));
+        assert_eq!(session.server.head(FEED).map(|head| head.1), Some(1));
+    });
+}
+
+#[test]
+fn history_query_returns_only_the_kinds_asked_for() {
+    in_fresh_home("history_query_returns_only_the_kinds_asked_for", |home| {
+        let session = logged_in(home);
+        let query = |kinds: Value| {
+            call(
+                &session.webview,
+                "history_query",
+                json!({"query": {"kinds": kinds}}),
+            )
+            .unwrap()["rows"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        wait_for("a connection recorded", || {
+            !query(json!(["connected"])).is_empty()
+        });
+        let rows = query(json!(["connected"]));
+        assert!(
+            rows.iter().all(|row| row["kind"] == "connected"),
+            "{rows:?}"
+        );
+        let all = query(json!([]));
+        assert!(all.len() > rows.len(), "other kinds were recorded too");
+    });
+}
+
+#[test]
+fn history_export_writes_where_the_save_dialog_says() {
+    in_fresh_home("history_export_writes_where_the_save_dialog_says", |home| {
+        let _session = logged_in(home);
+        // Here the save dialog's answer is the path the test built the app
+        // with; a path the webview passes is not one.
+        let export_path = home.join("export.jsonl");
+        let elsewhere = home.join("chosen-by-the-webview.jsonl");
+        let exported = call(
+            &_session.webview,
+            "history_export",
+            json!({"query": {}, "path": elsewhere}),
+        )
+        .unwrap();
+        assert!(exported["count"].as_u64().unwrap() > 0);
+        assert_eq!(exported["path"], export_path.display().to_string());
+        let lines = std::fs::read_to_string(&export_path).unwrap();
+        assert_eq!(
+            lines.lines().count() as u64,
+            exported["count"].as_u64().unwrap()
+        );
+        assert!(!elsewhere.exists());
+    });
+}
+
+#[test]
+fn a_session_only_token_is_in_no_file() {
+    in_fresh_home("a_session_only_token_is_in_no_file", |home| {
+        let session = logged_in(home);
+        call(
+            &session.webview,
+            "publish",
+            json!({"feed": FEED, "data": "{\"n\":1}"}),
+        )
+        .unwrap();
+        call(&session.webview, "history_export", json!({"query": {}})).unwrap();
+        assert_no_file_holds(home, TOKEN);
+    });
 }

@@ -27,8 +27,38 @@ pub fn call(
     .map(|body| body.deserialize::<Value>().unwrap())
 }
 
+/// Runs `body` with HOME and the XDG directories at a fresh directory of
+/// its own. The app finds its files through the environment, which a test
+/// process with threads must not change, so the test binary runs itself
+/// for this one test (`name`, run alone) with the environment set from
+/// outside, and the parent passes when the child did.
+pub fn in_fresh_home(name: &str, body: impl FnOnce(&std::path::Path)) {
+    const CHILD_HOME: &str = "HOLDLINE_TEST_OWN_HOME";
+    if let Some(home) = std::env::var_os(CHILD_HOME) {
+        return body(std::path::Path::new(&home));
+    }
+    let home = tempfile::tempdir().expect("a scratch home");
+    let binary = std::env::current_exe().expect("the test binary's path");
+    let output = std::process::Command::new(binary)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_HOME, home.path())
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .output()
+        .expect("the test binary runs itself");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // "1 passed" also proves the name matched a test.
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{name}, run in its own home:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Points HOME and the XDG directories at `home`. Only sound before any
-/// thread starts: each test binary using it has one test.
+/// thread starts: each test binary using it has one test (or use
+/// `in_fresh_home`).
 pub fn isolate(home: &std::path::Path) {
     unsafe {
         std::env::set_var("HOME", home);
