@@ -13,8 +13,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use holdline_engine::{
     BackoffConfig, ConnectionState, CursorStore, Engine, EngineConfig, EngineEvent, FeedUrl,
-    FileCursorStore, FileRecovery, MemoryCursorStore, Profile, PublishError, StartFrom, Stores,
-    Token,
+    FileCursorStore, FileRecovery, MemoryCursorStore, Profile, ProxySetting, PublishError,
+    StartFrom, Stores, Token,
 };
 use serde_json::value::RawValue;
 use tokio::sync::broadcast::error::RecvError;
@@ -76,6 +76,13 @@ struct Connection {
     /// Short for a profile that holds only {"protocol": NAME}.
     #[arg(long, value_name = "NAME")]
     protocol: Option<String>,
+    /// How to reach the server: a proxy URL (http://, socks5:// or
+    /// socks5h://, credentials in it as curl takes them; never echoed),
+    /// `none` (direct, whatever the environment says), or `system` (the
+    /// default: https_proxy for wss://, http_proxy for ws://, all_proxy,
+    /// no_proxy, as curl reads them).
+    #[arg(long, value_name = "URL", default_value = "system")]
+    proxy: String,
 }
 
 #[derive(Args)]
@@ -218,14 +225,20 @@ fn engine_config(
     token: Option<Token>,
     connection: &Connection,
     profile: Profile,
-) -> EngineConfig {
+) -> Result<EngineConfig, u8> {
+    // The error never repeats the URL it was given: it may hold a password.
+    let proxy = ProxySetting::parse(&connection.proxy).map_err(|err| {
+        complain(&format!("--proxy: {err}"));
+        exit::USAGE
+    })?;
     let mut config = EngineConfig::new(url, token).with_profile(profile);
     config.backoff = BackoffConfig::with_limits_ms(
         Some(connection.backoff_initial_ms),
         Some(connection.backoff_max_ms),
     );
     config.extra_ca_file = connection.ca_file.clone();
-    config
+    config.proxy = proxy;
+    Ok(config)
 }
 
 fn default_state_dir() -> PathBuf {
@@ -261,7 +274,10 @@ async fn tail(args: TailArgs) -> u8 {
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    let config = engine_config(url, token, &args.connection, profile);
+    let config = match engine_config(url, token, &args.connection, profile) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
     let (engine, mut deliveries) = match Engine::start(config, stores) {
         Ok(started) => started,
         Err(err) => {
@@ -441,7 +457,10 @@ async fn publish(args: PublishArgs) -> u8 {
     {
         complain(&err.to_string());
     }
-    let mut config = engine_config(url, token, &args.connection, profile);
+    let mut config = match engine_config(url, token, &args.connection, profile) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
     config.publisher = true;
     let stores = Stores {
         cursors: Arc::new(cursors),

@@ -10,9 +10,25 @@ use tokio::process::Command;
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// The binary with `token` in `HOLDLINE_TOKEN`, no `RUST_LOG`, pipes.
+/// The proxy variables the CLI reads by default (`--proxy system`).
+pub const PROXY_VARIABLES: [&str; 8] = [
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
+
+/// The binary with `token` in `HOLDLINE_TOKEN`, no `RUST_LOG`, no proxy
+/// variables from the machine running the tests, pipes.
 pub fn cli_with_token(token: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_holdline-cli"));
+    for variable in PROXY_VARIABLES {
+        command.env_remove(variable);
+    }
     command
         .env("HOLDLINE_TOKEN", token)
         .env_remove("RUST_LOG")

@@ -202,6 +202,15 @@ pub enum ProxySetting {
 }
 
 impl ProxySetting {
+    /// `none`, `system`, or a proxy URL.
+    pub fn parse(input: &str) -> Result<ProxySetting, ProxyUrlError> {
+        match input.trim() {
+            "none" => Ok(ProxySetting::None),
+            "system" => Ok(ProxySetting::System),
+            url => Proxy::parse(url).map(ProxySetting::Url),
+        }
+    }
+
     /// The proxy an attempt to `target` uses now, or `None` to go direct.
     /// The system's answer is read afresh for every attempt: a proxy
     /// setting that changed is taken at the next reconnect.
