@@ -7,7 +7,7 @@ mod support;
 use holdline_engine::{
     ConnectionState, EngineConfig, EngineEvent, HistoryKind, Profile, StartFrom,
 };
-use holdline_testkit::{FaultProxy, GraphqlServer, within};
+use holdline_testkit::{FaultProxy, ForwardProxy, GraphqlServer, within};
 use serde_json::{Value, json};
 use support::*;
 
@@ -49,12 +49,11 @@ fn chat(text: &str) -> Item {
     Item::Unnumbered(Value::from(text).to_string())
 }
 
-#[tokio::test]
-async fn numbered_feeds_replay_from_since_once_in_order_across_cuts_and_the_token_stays_in_init() {
+async fn replay_across_cuts(tunnel: Tunnel<'_>) {
     let mut server = server().await;
     let proxy = FaultProxy::start(server.addr()).await;
     let url = format!("ws://{}/graphql", proxy.addr());
-    let (engine, mut deliveries) = open_engine(config(&url));
+    let (engine, mut deliveries) = open_engine(via(config(&url), tunnel));
     let mut events = engine.events();
     engine.subscribe("px", StartFrom::Beginning).await.unwrap();
     engine.connect().await.unwrap();
@@ -99,6 +98,18 @@ async fn numbered_feeds_replay_from_since_once_in_order_across_cuts_and_the_toke
     );
     assert!(!connect["url"].as_str().unwrap().contains(SECRET));
     engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn numbered_feeds_replay_from_since_once_in_order_across_cuts_and_the_token_stays_in_init() {
+    replay_across_cuts(None).await;
+}
+
+#[tokio::test]
+async fn through_an_http_proxy_numbered_feeds_replay_once_in_order_across_cuts() {
+    if let Some(proxy) = ForwardProxy::tinyproxy(None).await {
+        replay_across_cuts(Some((&proxy, "http"))).await;
+    }
 }
 
 #[tokio::test]

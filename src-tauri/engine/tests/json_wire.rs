@@ -9,7 +9,7 @@ use std::time::Duration;
 use holdline_engine::{
     ConnectionState, EngineConfig, EngineEvent, HistoryKind, Profile, StartFrom,
 };
-use holdline_testkit::{FaultProxy, JsonServer, JsonServerConfig, within};
+use holdline_testkit::{FaultProxy, ForwardProxy, JsonServer, JsonServerConfig, within};
 use serde_json::{Value, json};
 use support::*;
 
@@ -138,11 +138,11 @@ async fn no_ready_within_the_timeout_reconnects_with_backoff() {
     engine.shutdown().await;
 }
 
-#[tokio::test]
-async fn after_a_reconnect_it_logs_in_again_and_resubscribes_from_the_cursor() {
+async fn logs_in_again_after_a_reconnect(tunnel: Tunnel<'_>) {
     let server = json_server(JsonServerConfig::default()).await;
     let proxy = FaultProxy::start(server.addr()).await;
-    let (engine, mut deliveries) = open_engine(config(&proxy.url(), profile(json!({}))));
+    let (engine, mut deliveries) =
+        open_engine(via(config(&proxy.url(), profile(json!({}))), tunnel));
     let mut events = engine.events();
     engine.subscribe("prices", StartFrom::Live).await.unwrap();
     engine.connect().await.unwrap();
@@ -182,6 +182,18 @@ async fn after_a_reconnect_it_logs_in_again_and_resubscribes_from_the_cursor() {
         ready.message
     );
     engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn after_a_reconnect_it_logs_in_again_and_resubscribes_from_the_cursor() {
+    logs_in_again_after_a_reconnect(None).await;
+}
+
+#[tokio::test]
+async fn through_a_socks5_proxy_it_logs_in_again_and_resubscribes_after_a_cut() {
+    if let Some(proxy) = ForwardProxy::microsocks(None).await {
+        logs_in_again_after_a_reconnect(Some((&proxy, "socks5"))).await;
+    }
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use holdline_engine::{
     Delivery, Engine, EngineConfig, HistoryKind, MemoryCursorStore, MemoryOutboxStore, Profile,
     StartFrom, Stores,
 };
-use holdline_testkit::{FaultProxy, MqttBroker, MqttBrokerConfig, within};
+use holdline_testkit::{FaultProxy, ForwardProxy, MqttBroker, MqttBrokerConfig, within};
 use serde_json::{Value, json};
 use support::*;
 
@@ -167,12 +167,11 @@ async fn what_is_published_while_the_client_is_away_arrives_when_it_returns() {
     engine.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_tcp_cut_loses_nothing_and_numbered_messages_come_once_in_order() {
+async fn tcp_cut_loses_nothing(tunnel: Tunnel<'_>) {
     let mut broker = broker().await;
     let proxy = FaultProxy::start(broker.addr()).await;
     let profile = profile(json!({"event_seq": "/n"}));
-    let (engine, mut deliveries) = open_engine(config(&proxy.url(), profile));
+    let (engine, mut deliveries) = open_engine(via(config(&proxy.url(), profile), tunnel));
     let mut events = engine.events();
     engine.subscribe("px", StartFrom::Live).await.unwrap();
     engine.connect().await.unwrap();
@@ -199,6 +198,18 @@ async fn a_tcp_cut_loses_nothing_and_numbered_messages_come_once_in_order() {
     .await;
     assert_eq!(seen.feed("px"), seqs(1..=10), "no marker: the session held");
     engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_tcp_cut_loses_nothing_and_numbered_messages_come_once_in_order() {
+    tcp_cut_loses_nothing(None).await;
+}
+
+#[tokio::test]
+async fn through_a_socks5h_proxy_a_tcp_cut_loses_nothing() {
+    if let Some(proxy) = ForwardProxy::microsocks(None).await {
+        tcp_cut_loses_nothing(Some((&proxy, "socks5h"))).await;
+    }
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use support::*;
 const USER: &str = "feeduser";
 const PASSWORD: &str = "proxy-pass-5c1e";
 
+/// `config` through the proxy at `proxy_url`, credentials and all.
 fn through(mut config: EngineConfig, proxy_url: &str) -> EngineConfig {
     config.proxy = ProxySetting::Url(Proxy::parse(proxy_url).expect("a proxy URL"));
     config

@@ -11,7 +11,7 @@ use holdline_engine::{
     Delivery, Engine, EngineConfig, HistoryKind, MemoryCursorStore, MemoryOutboxStore, Profile,
     StartFrom, Stores,
 };
-use holdline_testkit::{FaultProxy, SocketIoConfig, SocketIoServer, within};
+use holdline_testkit::{FaultProxy, ForwardProxy, SocketIoConfig, SocketIoServer, within};
 use serde_json::{Value, json};
 use support::*;
 
@@ -92,11 +92,11 @@ async fn events_arrive_in_order_under_their_names_and_the_token_travels_only_in_
     engine.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_tcp_cut_is_recovered_with_nothing_lost_and_no_marker() {
+async fn tcp_cut_recovered(tunnel: Tunnel<'_>) {
     let mut server = sio_server(SocketIoConfig::default()).await;
     let proxy = FaultProxy::start(server.addr()).await;
-    let (engine, mut deliveries) = open_engine(config(&proxy.url(), profile(json!({}))));
+    let (engine, mut deliveries) =
+        open_engine(via(config(&proxy.url(), profile(json!({}))), tunnel));
     let mut events = engine.events();
     engine.subscribe("tick", StartFrom::Live).await.unwrap();
     engine.connect().await.unwrap();
@@ -132,6 +132,18 @@ async fn a_tcp_cut_is_recovered_with_nothing_lost_and_no_marker() {
     assert_eq!(connections[1]["recovered"], true, "{connections:?}");
     assert_eq!(connections[1]["has_pid"], true);
     engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_tcp_cut_is_recovered_with_nothing_lost_and_no_marker() {
+    tcp_cut_recovered(None).await;
+}
+
+#[tokio::test]
+async fn through_an_http_proxy_a_tcp_cut_is_recovered_with_nothing_lost() {
+    if let Some(proxy) = ForwardProxy::tinyproxy(None).await {
+        tcp_cut_recovered(Some((&proxy, "http"))).await;
+    }
 }
 
 #[tokio::test]

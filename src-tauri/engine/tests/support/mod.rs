@@ -395,3 +395,16 @@ pub async fn tls_server(cert: CertificateDer<'static>, key: PrivateKeyDer<'stati
     });
     addr
 }
+
+/// A forward proxy and the scheme to reach it with (`http`, `socks5`,
+/// `socks5h`): a test's connections then tunnel through it.
+pub type Tunnel<'a> = Option<(&'a holdline_testkit::ForwardProxy, &'a str)>;
+
+/// `config`, tunnelled through `tunnel` when there is one.
+pub fn via(mut config: EngineConfig, tunnel: Tunnel<'_>) -> EngineConfig {
+    if let Some((proxy, scheme)) = tunnel {
+        let proxy = holdline_engine::Proxy::parse(&proxy.url(scheme, None)).expect("a proxy URL");
+        config.proxy = holdline_engine::ProxySetting::Url(proxy);
+    }
+    config
+}
