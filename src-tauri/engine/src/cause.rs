@@ -45,6 +45,23 @@ pub enum ConnectError {
     Io { detail: String },
     #[error("WebSocket handshake failed: {detail}")]
     Handshake { detail: String },
+    /// Our client certificate cannot be used: unreadable, a wrong PKCS#12
+    /// passphrase, a key that does not match.
+    #[error("the client certificate cannot be used: {detail}")]
+    ClientCertificate { detail: String },
+    /// The server demands a client certificate and none is set.
+    #[error("the server demands a client certificate and none is set ({detail})")]
+    ClientCertificateRequired { detail: String },
+    /// The server turned down the client certificate we presented.
+    #[error("the server rejected the client certificate {subject} ({detail})")]
+    ClientCertificateRejected { subject: String, detail: String },
+    /// The server turned down our client certificate, which has expired.
+    #[error("the client certificate {subject} expired at {not_after} ({detail})")]
+    ClientCertificateExpired {
+        subject: String,
+        not_after: String,
+        detail: String,
+    },
     /// The proxy setting names a proxy that cannot be used (a malformed
     /// `https_proxy`, say); no attempt can succeed until it changes.
     #[error("the proxy setting cannot be used: {detail}")]

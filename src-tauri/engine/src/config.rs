@@ -6,6 +6,7 @@ use std::time::Duration;
 use holdline_protocol::DEFAULT_HEARTBEAT_MS;
 
 use crate::backoff::BackoffConfig;
+use crate::client_certificate::ClientCertificate;
 use crate::feed_url::FeedUrl;
 use crate::profile::Profile;
 use crate::proxy::ProxySetting;
@@ -37,6 +38,8 @@ pub struct EngineConfig {
     pub max_incoming_frame_bytes: usize,
     /// Extra PEM certificates to trust beside the platform's roots.
     pub extra_ca_file: Option<PathBuf>,
+    /// Our own certificate for servers that ask for one.
+    pub client_certificate: Option<ClientCertificate>,
     /// How the server is reached: direct unless set (the CLI and the app
     /// choose the system's proxy by default).
     pub proxy: ProxySetting,
@@ -64,6 +67,7 @@ impl EngineConfig {
             delivery_buffer: 16 * crate::actor::FRAMES_PER_TURN,
             max_incoming_frame_bytes: 16 << 20,
             extra_ca_file: None,
+            client_certificate: None,
             proxy: ProxySetting::None,
             profile: Profile::holdline(),
             publisher: false,

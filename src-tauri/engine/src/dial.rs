@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::cause::ConnectError;
+use crate::client_certificate::{Identity, IdentityFacts};
 use crate::feed_url::FeedUrl;
 use crate::profile::{Auth, Placeholder, REDACTED, Vars};
 use crate::proxy::Proxy;
@@ -36,13 +37,19 @@ pub struct DialOptions {
     pub timeout: Duration,
     pub max_frame_bytes: usize,
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Our client certificate, when the TLS configuration presents one.
+    pub identity: Option<IdentityFacts>,
     /// The proxy this attempt tunnels through; `None` dials direct.
     pub proxy: Option<Proxy>,
 }
 
-/// The rustls configuration: the platform's roots, plus an extra CA file.
-/// Verification is always on; there is deliberately no way to turn it off.
-pub fn tls_config(extra_ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, ConnectError> {
+/// The rustls configuration: the platform's roots, plus an extra CA file,
+/// and our client certificate when there is one. Verification is always
+/// on; there is deliberately no way to turn it off.
+pub fn tls_config(
+    extra_ca_file: Option<&Path>,
+    identity: Option<Identity>,
+) -> Result<Arc<rustls::ClientConfig>, ConnectError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
@@ -68,8 +75,17 @@ pub fn tls_config(extra_ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConf
         .map_err(|e| ConnectError::Tls {
             detail: e.to_string(),
         })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match identity {
+        None => config.with_no_client_auth(),
+        Some(identity) => config
+            .with_client_auth_cert(identity.chain, identity.key)
+            .map_err(|e| ConnectError::ClientCertificate {
+                detail: format!(
+                    "the key does not fit the certificate, or is of a kind TLS cannot use: {e}"
+                ),
+            })?,
+    };
     Ok(Arc::new(config))
 }
 
@@ -251,7 +267,7 @@ async fn attempt_upgrade(
         Ok(Err(WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(
             SubProtocolError::NoSubProtocol,
         )))) => Err(UpgradeError::NoSubprotocol),
-        Ok(Err(err)) => Err(classify(err).into()),
+        Ok(Err(err)) => Err(classify(err, options.identity.as_ref()).into()),
     }
 }
 
@@ -326,7 +342,10 @@ fn explain_tls(detail: String) -> String {
     format!("{hint} ({detail})")
 }
 
-fn classify(err: WsError) -> ConnectError {
+fn classify(err: WsError, identity: Option<&IdentityFacts>) -> ConnectError {
+    if let Some(error) = client_certificate_error(&err, identity) {
+        return error;
+    }
     match err {
         WsError::Http(response) => {
             let retry_after_s = response
@@ -334,19 +353,10 @@ fn classify(err: WsError) -> ConnectError {
                 .get(header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse().ok());
-            let body = response
-                .body()
-                .as_deref()
-                .map(|b| {
-                    String::from_utf8_lossy(&b[..b.len().min(200)])
-                        .trim()
-                        .to_owned()
-                })
-                .unwrap_or_default();
             ConnectError::HttpStatus {
                 status: response.status().as_u16(),
                 retry_after_s,
-                body,
+                body: body_start(&response),
             }
         }
         WsError::Tls(e) => ConnectError::Tls {
@@ -362,4 +372,93 @@ fn classify(err: WsError) -> ConnectError {
             detail: other.to_string(),
         },
     }
+}
+
+fn body_start(response: &tokio_tungstenite::tungstenite::handshake::client::Response) -> String {
+    response
+        .body()
+        .as_deref()
+        .map(|b| {
+            String::from_utf8_lossy(&b[..b.len().min(200)])
+                .trim()
+                .to_owned()
+        })
+        .unwrap_or_default()
+}
+
+/// The rustls error inside a failed handshake, wherever tungstenite put it.
+fn rustls_error(err: &WsError) -> Option<&rustls::Error> {
+    match err {
+        WsError::Tls(tokio_tungstenite::tungstenite::error::TlsError::Rustls(e)) => Some(e),
+        WsError::Io(e) => e.get_ref()?.downcast_ref::<rustls::Error>(),
+        _ => None,
+    }
+}
+
+/// What a server said about our client certificate, if that is what
+/// failed. Servers say it two ways: a TLS alert (`certificate_required`,
+/// `bad_certificate`, `certificate_expired`, …), or, like nginx with
+/// `ssl_verify_client on`, a finished handshake and then HTTP 400 (or its
+/// own 495/496) naming the certificate. A rejected certificate of ours
+/// whose notAfter has passed is told as expired.
+fn client_certificate_error(
+    err: &WsError,
+    identity: Option<&IdentityFacts>,
+) -> Option<ConnectError> {
+    use rustls::AlertDescription as Alert;
+    enum Verdict {
+        Required,
+        Rejected,
+    }
+    let (verdict, detail) = match err {
+        WsError::Http(response) => {
+            let status = response.status().as_u16();
+            let body = body_start(response);
+            let detail = format!("HTTP {status}: {body}");
+            if status == 496 || (status == 400 && body.contains("No required SSL certificate")) {
+                (Verdict::Required, detail)
+            } else if status == 495 || (status == 400 && body.contains("SSL certificate error")) {
+                (Verdict::Rejected, detail)
+            } else {
+                return None;
+            }
+        }
+        _ => match rustls_error(err)? {
+            rustls::Error::AlertReceived(Alert::CertificateRequired) => {
+                (Verdict::Required, "TLS alert certificate_required".into())
+            }
+            rustls::Error::AlertReceived(
+                alert @ (Alert::BadCertificate
+                | Alert::UnsupportedCertificate
+                | Alert::CertificateRevoked
+                | Alert::CertificateExpired
+                | Alert::CertificateUnknown
+                | Alert::UnknownCA
+                | Alert::AccessDenied),
+            ) if identity.is_some() => (Verdict::Rejected, format!("TLS alert {alert:?}")),
+            _ => return None,
+        },
+    };
+    Some(match (verdict, identity) {
+        (Verdict::Required, None) | (Verdict::Rejected, None) => {
+            ConnectError::ClientCertificateRequired { detail }
+        }
+        // A server that says "none sent" although one was offered did not
+        // take ours: for it, ours is as good as none.
+        (Verdict::Required | Verdict::Rejected, Some(facts)) => {
+            let now_s = crate::events::now_ms() / 1000;
+            if facts.expired_at(now_s) {
+                ConnectError::ClientCertificateExpired {
+                    subject: facts.subject.clone(),
+                    not_after: facts.not_after(),
+                    detail,
+                }
+            } else {
+                ConnectError::ClientCertificateRejected {
+                    subject: facts.subject.clone(),
+                    detail,
+                }
+            }
+        }
+    })
 }

@@ -11,6 +11,7 @@
 mod actor;
 pub mod backoff;
 pub mod cause;
+pub mod client_certificate;
 pub mod config;
 pub mod delivery;
 mod dial;
@@ -40,6 +41,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use crate::backoff::BackoffConfig;
 pub use crate::cause::{Cause, ConnectError, Trigger};
+pub use crate::client_certificate::ClientCertificate;
 pub use crate::config::EngineConfig;
 pub use crate::delivery::{
     Cursor, Delivery, DiscontinuityReason, FeedEvent, Progress, RawFrame, Receipt, SessionMark,

@@ -134,6 +134,12 @@ fn reaction_to_connect_error(error: &ConnectError) -> Reaction {
         // answer; a person has to give others.
         ConnectError::ProxyAuth { .. } => Reaction::NeedsLogin,
         ConnectError::ProxySetting { .. } => Reaction::Stop,
+        // The server wants a certificate a person has to give (or renew);
+        // a file that cannot be used is a setting to fix.
+        ConnectError::ClientCertificateRequired { .. }
+        | ConnectError::ClientCertificateRejected { .. }
+        | ConnectError::ClientCertificateExpired { .. } => Reaction::NeedsLogin,
+        ConnectError::ClientCertificate { .. } => Reaction::Stop,
         ConnectError::HttpStatus { status: 403, .. } => Reaction::Stop,
         ConnectError::HttpStatus {
             status: 429 | 503,

@@ -5,6 +5,7 @@ use tokio::time::Instant;
 
 use super::{Actor, Phase};
 use crate::cause::ConnectError;
+use crate::client_certificate::ClientCertificate;
 use crate::dial::{DialOptions, dial, tls_config};
 use crate::events::*;
 use crate::proxy::{ProcessEnvironment, Proxy};
@@ -43,8 +44,24 @@ impl Actor {
             Err(error) => return self.after_attempt_failed(attempt, Instant::now(), error),
         };
         if self.config.url.is_tls() && self.tls.is_none() {
-            match tls_config(self.config.extra_ca_file.as_deref()) {
-                Ok(tls) => self.tls = Some(tls),
+            let identity = self
+                .config
+                .client_certificate
+                .as_ref()
+                .map(ClientCertificate::load)
+                .transpose();
+            let facts = identity
+                .as_ref()
+                .ok()
+                .and_then(|i| i.as_ref())
+                .map(|i| i.facts.clone());
+            match identity
+                .and_then(|identity| tls_config(self.config.extra_ca_file.as_deref(), identity))
+            {
+                Ok(tls) => {
+                    self.tls = Some(tls);
+                    self.identity = facts;
+                }
                 Err(error) => return self.after_attempt_failed(attempt, Instant::now(), error),
             }
         }
@@ -52,6 +69,7 @@ impl Actor {
             timeout: self.config.connect_timeout,
             max_frame_bytes: self.config.max_incoming_frame_bytes,
             tls: self.tls.clone(),
+            identity: self.identity.clone(),
             proxy,
         };
         let url = self.config.url.clone();

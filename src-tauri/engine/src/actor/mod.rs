@@ -133,6 +133,8 @@ pub(crate) struct Actor {
     settle_when_written: Vec<String>,
     clock_origin: Instant,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// Our client certificate as the TLS configuration holds it.
+    identity: Option<crate::client_certificate::IdentityFacts>,
     shutdown_reply: Option<oneshot::Sender<()>>,
 }
 
@@ -184,6 +186,7 @@ impl Actor {
             settle_when_written: Vec::new(),
             clock_origin: Instant::now(),
             tls: None,
+            identity: None,
             shutdown_reply: None,
         }
     }

@@ -345,6 +345,25 @@ pub fn leaf_pem(pki: &Pki) -> (String, String) {
     (cert.pem(), key.serialize_pem())
 }
 
+/// A client certificate signed by the CA, as PEM (certificate, PKCS#8
+/// key); `expired` backdates it.
+pub fn client_leaf_pem(pki: &Pki, expired: bool) -> (String, String) {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "holdline-test-client");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    if expired {
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(30);
+        params.not_after = now - time::Duration::days(1);
+    }
+    let key = KeyPair::generate().unwrap();
+    let issuer = Issuer::from_params(&pki.ca_params, &pki.ca_key);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
 /// The error of the first failed attempt, from the backoff it led to.
 pub async fn first_connect_error(config: EngineConfig) -> ConnectError {
     let (engine, _deliveries) = open_engine(config);
