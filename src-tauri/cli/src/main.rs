@@ -10,11 +10,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use holdline_credentials::Secret;
 use holdline_engine::{
-    BackoffConfig, ConnectionState, CursorStore, Engine, EngineConfig, EngineEvent, FeedUrl,
-    FileCursorStore, FileRecovery, MemoryCursorStore, Profile, ProxySetting, PublishError,
-    StartFrom, Stores, Token,
+    BackoffConfig, ClientCertificate, ConnectionState, CursorStore, Engine, EngineConfig,
+    EngineEvent, FeedUrl, FileCursorStore, FileRecovery, MemoryCursorStore, Profile, ProxySetting,
+    PublishError, StartFrom, Stores, Token, proxy::ProxyCredentials,
 };
 use serde_json::value::RawValue;
 use tokio::sync::broadcast::error::RecvError;
@@ -53,10 +54,42 @@ enum Command {
     Tail(TailArgs),
     /// Publish one message and wait for its ack (retrying across reconnects).
     Publish(PublishArgs),
-    /// Store a token for URL in the OS keyring (the token is read from stdin).
-    Login { url: String },
-    /// Delete the token stored for URL.
+    /// Store a secret for URL in the OS keyring, read from stdin: its
+    /// token, or with --secret its proxy's password or its PKCS#12 client
+    /// certificate's passphrase.
+    Login {
+        url: String,
+        #[arg(long, value_enum, default_value_t = SecretName::Token)]
+        secret: SecretName,
+    },
+    /// Delete every secret stored for URL.
     Logout { url: String },
+}
+
+/// The secrets `login --secret` stores.
+#[derive(Clone, Copy, ValueEnum)]
+enum SecretName {
+    Token,
+    ProxyPassword,
+    ClientKeyPassphrase,
+}
+
+impl SecretName {
+    fn secret(self) -> Secret {
+        match self {
+            SecretName::Token => Secret::Token,
+            SecretName::ProxyPassword => Secret::ProxyPassword,
+            SecretName::ClientKeyPassphrase => Secret::ClientKeyPassphrase,
+        }
+    }
+}
+
+fn secret_words(secret: Secret) -> &'static str {
+    match secret {
+        Secret::Token => "token",
+        Secret::ProxyPassword => "proxy password",
+        Secret::ClientKeyPassphrase => "client certificate passphrase",
+    }
 }
 
 #[derive(Args)]
@@ -83,6 +116,15 @@ struct Connection {
     /// no_proxy, as curl reads them).
     #[arg(long, value_name = "URL", default_value = "system")]
     proxy: String,
+    /// A client certificate for wss:// servers that ask for one: a PEM
+    /// chain (with --client-key), or a PKCS#12 file (.p12, .pfx) whose
+    /// passphrase comes from HOLDLINE_CLIENT_KEY_PASSWORD or the keyring
+    /// (`login URL --secret client-key-passphrase`).
+    #[arg(long, value_name = "FILE")]
+    client_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, RSA or EC) of --client-cert.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -154,7 +196,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Tail(args) => runtime.block_on(tail(args)),
         Command::Publish(args) => runtime.block_on(publish(args)),
-        Command::Login { url } => login(&url),
+        Command::Login { url, secret } => login(&url, secret.secret()),
         Command::Logout { url } => logout(&url),
     };
     ExitCode::from(code)
@@ -226,11 +268,8 @@ fn engine_config(
     connection: &Connection,
     profile: Profile,
 ) -> Result<EngineConfig, u8> {
-    // The error never repeats the URL it was given: it may hold a password.
-    let proxy = ProxySetting::parse(&connection.proxy).map_err(|err| {
-        complain(&format!("--proxy: {err}"));
-        exit::USAGE
-    })?;
+    let proxy = proxy_setting(&url, &connection.proxy)?;
+    let client_certificate = client_certificate(&url, connection)?;
     let mut config = EngineConfig::new(url, token).with_profile(profile);
     config.backoff = BackoffConfig::with_limits_ms(
         Some(connection.backoff_initial_ms),
@@ -238,7 +277,78 @@ fn engine_config(
     );
     config.extra_ca_file = connection.ca_file.clone();
     config.proxy = proxy;
+    config.client_certificate = client_certificate;
     Ok(config)
+}
+
+/// `--proxy`. A proxy URL with a user name and no password takes the
+/// password stored for the server (`login URL --secret proxy-password`).
+/// An error never repeats the URL it was given: it may hold a password.
+fn proxy_setting(url: &FeedUrl, given: &str) -> Result<ProxySetting, u8> {
+    let setting = ProxySetting::parse(given).map_err(|err| {
+        complain(&format!("--proxy: {err}"));
+        exit::USAGE
+    })?;
+    let ProxySetting::Url(proxy) = setting else {
+        return Ok(setting);
+    };
+    let Some(credentials) = &proxy.credentials else {
+        return Ok(ProxySetting::Url(proxy));
+    };
+    if !credentials.password.is_empty() {
+        return Ok(ProxySetting::Url(proxy));
+    }
+    let password = match holdline_credentials::load_secret(url, Secret::ProxyPassword) {
+        Ok(password) => password,
+        Err(err) => {
+            complain(&format!("the proxy password cannot be read: {err}"));
+            None
+        }
+    };
+    let credentials = ProxyCredentials {
+        username: credentials.username.clone(),
+        password: password.unwrap_or_else(|| Token::new("")),
+    };
+    Ok(ProxySetting::Url(proxy.with_credentials(Some(credentials))))
+}
+
+/// `--client-cert` (and `--client-key`): PEM files, or a PKCS#12 file and
+/// its passphrase from HOLDLINE_CLIENT_KEY_PASSWORD or the keyring.
+fn client_certificate(
+    url: &FeedUrl,
+    connection: &Connection,
+) -> Result<Option<ClientCertificate>, u8> {
+    let Some(certificate) = connection.client_cert.clone() else {
+        return Ok(None);
+    };
+    if let Some(key) = connection.client_key.clone() {
+        return Ok(Some(ClientCertificate::Pem { certificate, key }));
+    }
+    let is_pkcs12 = certificate
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx"));
+    if !is_pkcs12 {
+        complain(
+            "--client-cert takes a PKCS#12 file (.p12, .pfx), or a PEM certificate with --client-key",
+        );
+        return Err(exit::USAGE);
+    }
+    let passphrase = match std::env::var("HOLDLINE_CLIENT_KEY_PASSWORD") {
+        Ok(passphrase) => Some(Token::new(passphrase)),
+        Err(_) => holdline_credentials::load_secret(url, Secret::ClientKeyPassphrase)
+            .unwrap_or_else(|err| {
+                complain(&format!(
+                    "the client certificate passphrase cannot be read: {err}"
+                ));
+                None
+            }),
+    };
+    Ok(Some(ClientCertificate::Pkcs12 {
+        file: certificate,
+        // A PKCS#12 file may have no passphrase at all.
+        passphrase: passphrase.unwrap_or_else(|| Token::new("")),
+    }))
 }
 
 fn default_state_dir() -> PathBuf {
@@ -524,24 +634,27 @@ async fn publish(args: PublishArgs) -> u8 {
     code
 }
 
-fn login(url: &str) -> u8 {
+fn login(url: &str, secret: Secret) -> u8 {
     let (url, _) = match parse_url(url) {
         Ok(parsed) => parsed,
         Err(code) => return code,
     };
+    let what = secret_words(secret);
     let mut input = String::new();
     if let Err(err) = std::io::stdin().read_to_string(&mut input) {
-        complain(&format!("cannot read the token from stdin: {err}"));
+        complain(&format!("cannot read the {what} from stdin: {err}"));
         return exit::USAGE;
     }
-    let token = Token::new(input.lines().next().unwrap_or_default().trim());
-    if token.is_empty() {
-        complain("no token on stdin (e.g. `printf %s \"$TOKEN\" | holdline-cli login URL`)");
+    let value = Token::new(input.lines().next().unwrap_or_default().trim());
+    if value.is_empty() {
+        complain(&format!(
+            "no {what} on stdin (e.g. `printf %s \"$SECRET\" | holdline-cli login URL`)"
+        ));
         return exit::USAGE;
     }
-    match holdline_credentials::store(&url, &token) {
+    match holdline_credentials::store_secret(&url, secret, &value) {
         Ok(()) => {
-            eprintln!("token stored in the OS keyring for {url}");
+            eprintln!("{what} stored in the OS keyring for {url}");
             exit::DONE
         }
         Err(err) => {
@@ -556,20 +669,26 @@ fn logout(url: &str) -> u8 {
         Ok(parsed) => parsed,
         Err(code) => return code,
     };
-    match holdline_credentials::delete(&url) {
-        Ok(true) => {
-            eprintln!("token for {url} deleted from the OS keyring");
-            exit::DONE
-        }
-        Ok(false) => {
-            eprintln!("no token was stored for {url}");
-            exit::DONE
-        }
-        Err(err) => {
-            complain(&err.to_string());
-            exit::FAILED
+    let mut deleted = Vec::new();
+    for secret in Secret::ALL {
+        match holdline_credentials::delete_secret(&url, secret) {
+            Ok(true) => deleted.push(secret_words(secret)),
+            Ok(false) => {}
+            Err(err) => {
+                complain(&err.to_string());
+                return exit::FAILED;
+            }
         }
     }
+    if deleted.is_empty() {
+        eprintln!("no token was stored for {url}");
+    } else {
+        eprintln!(
+            "{} for {url} deleted from the OS keyring",
+            deleted.join(", ")
+        );
+    }
+    exit::DONE
 }
 
 async fn shutdown_signal() {

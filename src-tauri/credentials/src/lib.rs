@@ -1,7 +1,9 @@
-//! Tokens in the OS keyring (Secret Service on Linux, Keychain on macOS,
-//! Credential Manager on Windows): one entry per server, under service
-//! `holdline` and the server's key (its URL without credentials). The CLI
-//! and the desktop app share this scheme, so a login in one serves both.
+//! Secrets in the OS keyring (Secret Service on Linux, Keychain on macOS,
+//! Credential Manager on Windows), under service `holdline`: a server's
+//! token under the server's key (its URL without credentials), and its
+//! other secrets (a proxy password, a client key's passphrase) under that
+//! key with the secret's name after a `#`. The CLI and the desktop app
+//! share this scheme, so a login in one serves both.
 
 use holdline_engine::{FeedUrl, Token};
 use serde::Serialize;
@@ -21,8 +23,37 @@ pub enum CredentialError {
     Refused { detail: String },
 }
 
-fn entry(url: &FeedUrl) -> Result<keyring::Entry, CredentialError> {
-    keyring::Entry::new(KEYRING_SERVICE, url.server_key()).map_err(map_error)
+/// Which of a server's secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret {
+    /// The server's token (what `load`, `store` and `delete` handle).
+    Token,
+    /// The password for the server's proxy.
+    ProxyPassword,
+    /// The passphrase of the server's PKCS#12 client certificate.
+    ClientKeyPassphrase,
+}
+
+impl Secret {
+    pub const ALL: [Secret; 3] = [
+        Secret::Token,
+        Secret::ProxyPassword,
+        Secret::ClientKeyPassphrase,
+    ];
+
+    fn account(self, url: &FeedUrl) -> String {
+        match self {
+            Secret::Token => url.server_key().to_owned(),
+            Secret::ProxyPassword => format!("{}#proxy-password", url.server_key()),
+            Secret::ClientKeyPassphrase => {
+                format!("{}#client-key-passphrase", url.server_key())
+            }
+        }
+    }
+}
+
+fn entry(url: &FeedUrl, secret: Secret) -> Result<keyring::Entry, CredentialError> {
+    keyring::Entry::new(KEYRING_SERVICE, &secret.account(url)).map_err(map_error)
 }
 
 fn map_error(err: keyring::Error) -> CredentialError {
@@ -49,20 +80,38 @@ fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 
 /// The stored token for `url`; `Ok(None)` when there is none.
 pub fn load(url: &FeedUrl) -> Result<Option<Token>, CredentialError> {
-    off_runtime(|| match entry(url)?.get_password() {
-        Ok(secret) => Ok(Some(Token::new(secret))),
+    load_secret(url, Secret::Token)
+}
+
+pub fn store(url: &FeedUrl, token: &Token) -> Result<(), CredentialError> {
+    store_secret(url, Secret::Token, token)
+}
+
+/// Deletes the stored token; true when there was one.
+pub fn delete(url: &FeedUrl) -> Result<bool, CredentialError> {
+    delete_secret(url, Secret::Token)
+}
+
+/// `url`'s stored `secret`; `Ok(None)` when there is none.
+pub fn load_secret(url: &FeedUrl, secret: Secret) -> Result<Option<Token>, CredentialError> {
+    off_runtime(|| match entry(url, secret)?.get_password() {
+        Ok(value) => Ok(Some(Token::new(value))),
         Err(keyring::Error::NoEntry) => Ok(None),
         Err(err) => Err(map_error(err)),
     })
 }
 
-pub fn store(url: &FeedUrl, token: &Token) -> Result<(), CredentialError> {
-    off_runtime(|| entry(url)?.set_password(token.expose()).map_err(map_error))
+pub fn store_secret(url: &FeedUrl, secret: Secret, value: &Token) -> Result<(), CredentialError> {
+    off_runtime(|| {
+        entry(url, secret)?
+            .set_password(value.expose())
+            .map_err(map_error)
+    })
 }
 
-/// Deletes the stored token; true when there was one.
-pub fn delete(url: &FeedUrl) -> Result<bool, CredentialError> {
-    off_runtime(|| match entry(url)?.delete_credential() {
+/// Deletes `url`'s stored `secret`; true when there was one.
+pub fn delete_secret(url: &FeedUrl, secret: Secret) -> Result<bool, CredentialError> {
+    off_runtime(|| match entry(url, secret)?.delete_credential() {
         Ok(()) => Ok(true),
         Err(keyring::Error::NoEntry) => Ok(false),
         Err(err) => Err(map_error(err)),

@@ -4,7 +4,10 @@ pub mod forward_proxy;
 pub mod graphql_server;
 pub mod json_server;
 pub mod mqtt_broker;
+#[cfg(target_os = "linux")]
+pub mod nginx;
 pub mod node_server;
+pub mod pki;
 mod proxy;
 pub mod rumqttd;
 pub mod socket_io_server;
