@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Runtime, State};
 
+use crate::connection::ConnectionInput;
 use crate::dto::{AppSnapshot, ExportResult, Preferences, ServerInfo, ServerInput, UiBatch};
 use crate::error::{AppError, AppResult};
 use crate::hub::Hub;
@@ -41,7 +42,8 @@ pub async fn servers_list(hub: HubState<'_>) -> AppResult<Vec<ServerInfo>> {
 #[tauri::command]
 pub async fn server_save(hub: HubState<'_>, server: ServerInput) -> AppResult<ServerInfo> {
     let profile = server.profile.as_deref().map(parse_profile).transpose()?;
-    let entry = hub.save_server(server.id, server.name, &server.url, profile)?;
+    let connection = crate::connection::prepare(&server.connection)?;
+    let entry = hub.save_server(server.id, server.name, &server.url, profile, connection)?;
     info(&hub, &entry.id).await
 }
 
@@ -62,9 +64,11 @@ pub async fn login(
     remember: bool,
     name: Option<String>,
     profile: Option<String>,
+    connection: Option<ConnectionInput>,
 ) -> AppResult<ServerInfo> {
     let token = token.trim();
     let profile = profile.as_deref().map(parse_profile).transpose()?;
+    let connection = crate::connection::prepare(&connection.unwrap_or_default())?;
     let needs_token = profile.as_ref().is_none_or(|p| p.common.auth != Auth::None);
     if token.is_empty() && needs_token {
         return Err(AppError::invalid("the token is empty"));
@@ -72,7 +76,7 @@ pub async fn login(
     if token.len() > MAX_TOKEN_BYTES {
         return Err(AppError::invalid("the token is longer than 8 KiB"));
     }
-    let entry = hub.save_server(None, name, &url, profile)?;
+    let entry = hub.save_server(None, name, &url, profile, connection)?;
     if !token.is_empty() {
         hub.store_token(&entry, Token::new(token), remember)?;
     }

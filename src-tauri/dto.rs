@@ -1,5 +1,6 @@
 //! What crosses the IPC boundary, in both directions.
 
+use crate::connection::{ConnectionEntry, ConnectionInput};
 use holdline_engine::{
     ConnectionState, Delivery, DiscontinuityReason, EngineEvent, RawFrame, Snapshot,
 };
@@ -20,6 +21,10 @@ pub struct ServerEntry {
     /// which is what every server saved before profiles existed speaks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<serde_json::Value>,
+    /// Its proxy and client certificate; absent: the system's proxy and no
+    /// certificate.
+    #[serde(default, skip_serializing_if = "ConnectionEntry::is_default")]
+    pub connection: ConnectionEntry,
 }
 
 /// A saved server entry that could not be read. It is kept in the settings
@@ -52,6 +57,9 @@ pub struct ServerInput {
     /// The profile as JSON text, as the server editor holds it.
     #[serde(default)]
     pub profile: Option<String>,
+    /// Its proxy and client certificate, with their secrets.
+    #[serde(default)]
+    pub connection: ConnectionInput,
 }
 
 /// Settings the user can change; stored with tauri-plugin-store.

@@ -113,6 +113,11 @@ impl Hub {
                 url: url.clone(),
                 builtin: true,
                 profile: None,
+                // In this process: no proxy stands between.
+                connection: crate::connection::ConnectionEntry {
+                    proxy: Some("none".into()),
+                    ..Default::default()
+                },
             });
         }
         servers.extend(
@@ -162,6 +167,7 @@ impl Hub {
         name: Option<String>,
         url: &str,
         profile: Option<Profile>,
+        connection: crate::connection::Prepared,
     ) -> AppResult<ServerEntry> {
         let (parsed, _) = FeedUrl::parse(url)?;
         let mut servers = self.settings.servers().servers;
@@ -189,7 +195,14 @@ impl Hub {
             url: parsed.as_str().to_owned(),
             builtin: false,
             profile: profile.map(|p| p.source),
+            connection: connection.entry,
         };
+        for (secret, value) in &connection.secrets {
+            if let Err(err) = holdline_credentials::store_secret(&parsed, *secret, value) {
+                *locked(&self.keyring_problem) = Some(err.to_string());
+                return Err(err.into());
+            }
+        }
         match servers.iter_mut().find(|s| s.id == id) {
             Some(existing) => *existing = entry.clone(),
             None => servers.push(entry.clone()),
@@ -261,11 +274,14 @@ impl Hub {
         Ok(())
     }
 
+    /// Forgets the server's token and every other secret it keeps.
     pub fn forget_token(&self, entry: &ServerEntry) -> AppResult<()> {
         locked(&self.session_tokens).remove(&entry.id);
         if !entry.builtin {
             let (url, _) = FeedUrl::parse(&entry.url)?;
-            holdline_credentials::delete(&url)?;
+            for secret in holdline_credentials::Secret::ALL {
+                holdline_credentials::delete_secret(&url, secret)?;
+            }
         }
         Ok(())
     }
@@ -312,9 +328,24 @@ impl Hub {
         self.status.send_replace(ActiveStatus::default());
     }
 
-    fn engine_config(&self, url: FeedUrl, token: Option<Token>, profile: Profile) -> EngineConfig {
+    fn engine_config(
+        &self,
+        entry: &ServerEntry,
+        url: FeedUrl,
+        token: Option<Token>,
+        profile: Profile,
+    ) -> EngineConfig {
         let prefs: Preferences = self.settings.preferences();
+        let (proxy, client_certificate) =
+            crate::connection::engine_settings(&entry.connection, &url, |url, secret| {
+                holdline_credentials::load_secret(url, secret).unwrap_or_else(|err| {
+                    *locked(&self.keyring_problem) = Some(err.to_string());
+                    None
+                })
+            });
         let mut config = EngineConfig::new(url, token);
+        config.proxy = proxy;
+        config.client_certificate = client_certificate;
         config.backoff =
             BackoffConfig::with_limits_ms(prefs.backoff_initial_ms, prefs.backoff_max_ms);
         if let Some(ms) = prefs.heartbeat_ms {
@@ -373,7 +404,7 @@ impl Hub {
             cursors: self.cursors.clone(),
             outbox: Arc::new(SqliteOutboxStore::new(self.db.clone(), server_key.clone())),
         };
-        let config = self.engine_config(url, self.token_for(&entry), profile);
+        let config = self.engine_config(&entry, url, self.token_for(&entry), profile);
         let (engine, mut deliveries) = Engine::start(config, stores)?;
         if let Err(err) = self.subscribe_saved(&engine, &entry, &feeds).await {
             engine.shutdown().await;

@@ -21,6 +21,7 @@ pub const COMMANDS: &[&str] = with_commands!(names);
 
 mod alerts;
 mod commands;
+mod connection;
 mod desktop;
 mod dto;
 mod error;

@@ -269,11 +269,12 @@ fn disconnect_stops_the_connection_and_connect_brings_it_back() {
 fn reconnect_now_makes_a_new_connection() {
     in_fresh_home("reconnect_now_makes_a_new_connection", |home| {
         let session = logged_in(home);
+        // This server's connections: the Local demo's are in the history too.
         let connections = || {
             call(
                 &session.webview,
                 "history_query",
-                json!({"query": {"kinds": ["connected"]}}),
+                json!({"query": {"kinds": ["connected"], "server": session.info["url"]}}),
             )
             .unwrap()["rows"]
                 .as_array()
@@ -435,4 +436,55 @@ fn a_session_only_token_is_in_no_file() {
         call(&session.webview, "history_export", json!({"query": {}})).unwrap();
         assert_no_file_holds(home, TOKEN);
     });
+}
+
+#[test]
+fn login_through_a_proxy_keeps_its_password_out_of_every_file() {
+    in_fresh_home(
+        "login_through_a_proxy_keeps_its_password_out_of_every_file",
+        |home| {
+            const PASSWORD: &str = "shell-proxy-pass-4e8b";
+            let Some(proxy) = tauri::async_runtime::block_on(
+                holdline_testkit::ForwardProxy::tinyproxy(Some(("shelluser", PASSWORD))),
+            ) else {
+                return;
+            };
+            let server = reference_server();
+            let (_app, webview) = start_app(home, |_| {});
+            let proxy_url = proxy.url("http", Some(("shelluser", PASSWORD)));
+            let info = call(
+                &webview,
+                "login",
+                json!({"url": server.url(), "token": TOKEN, "remember": false,
+                       "connection": {"proxy": proxy_url}}),
+            )
+            .expect("the login is taken");
+            let shown = format!("http://shelluser@{}", proxy.addr());
+            assert_eq!(info["connection"]["proxy"], shown.as_str());
+            // The attempt says which proxy it went through; the connection
+            // opened.
+            wait_for("a connection through the proxy recorded", || {
+                let recorded = |kind: &str| {
+                    call(
+                        &webview,
+                        "history_query",
+                        json!({"query": {"kinds": [kind], "server": info["url"]}}),
+                    )
+                    .unwrap()["rows"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                let attempts = recorded("attempt");
+                !recorded("connected").is_empty()
+                    && attempts
+                        .iter()
+                        .all(|row| row["details"]["proxy"] == shown.as_str())
+            });
+            call(&webview, "history_export", json!({"query": {}})).unwrap();
+            assert_no_file_holds(home, PASSWORD);
+            // Removing the server forgets the password with the token.
+            call(&webview, "server_remove", json!({"id": info["id"]})).unwrap();
+        },
+    );
 }
