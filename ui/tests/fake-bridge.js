@@ -35,7 +35,7 @@
 
   Object.assign(handlers, {
     servers_list: () => servers,
-    login: ({ url, token, remember, profile }) => {
+    login: ({ url, token, remember, profile, connection }) => {
       if (!/^wss?:\/\//i.test(url)) return fail('invalid_url', `scheme "${url.split(':')[0]}" is not a feed URL; only ws:// and wss:// are`);
       // The real loader's refusals, for the two shapes the tests use.
       let parsed = null;
@@ -57,7 +57,8 @@
       if (!token) return fail('invalid_input', 'the token is empty');
       if (remember && globalThis.__fake.keyringDead) return fail('keyring_unavailable', 'no OS keyring is available (no Secret Service). Set HOLDLINE_TOKEN or run gnome-keyring-daemon');
       for (const s of servers) s.active = false;
-      const entry = { id: `srv-${nextId++}`, name: new URL(url.replace(/^ws/, 'http')).host, url, builtin: false, has_token: true, session_only: !remember, active: true, profile: parsed ?? undefined };
+      const entry = { id: `srv-${nextId++}`, name: new URL(url.replace(/^ws/, 'http')).host, url, builtin: false, has_token: true, session_only: !remember, active: true, profile: parsed ?? undefined,
+        connection: connection ? { proxy: connection.proxy === 'system' ? undefined : connection.proxy, client_cert: connection.client_cert ?? undefined } : undefined };
       servers.push(entry);
       return entry;
     },

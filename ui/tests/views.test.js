@@ -31,8 +31,34 @@ test('login shows the engine\'s URL error as is, then logs in', async () => {
   await page.getByTestId('login-submit').click();
   await page.locator('.server.active', { hasText: 'feeds.example.com' }).waitFor();
   const [, second] = await calls('login');
-  assert.deepEqual(second, { url: 'wss://feeds.example.com/ws', token: 's3cret', remember: true, name: null, profile: null });
+  assert.deepEqual(second, { url: 'wss://feeds.example.com/ws', token: 's3cret', remember: true, name: null, profile: null, connection: null });
   assert.equal(await page.getByTestId('server-token').inputValue(), '', 'the token field is cleared');
+});
+
+test('the connection section sends the proxy and client certificate, and forgets the passwords', async () => {
+  await page.getByTestId('server-add').click();
+  await page.getByTestId('server-url').fill('wss://corp.example/ws');
+  await page.getByTestId('server-token').fill('k');
+  await page.locator('#server-connection summary').click();
+  assert.equal(await page.getByTestId('server-proxy-url').isVisible(), false, 'no URL field for the system proxy');
+  await page.getByTestId('server-proxy-mode').selectOption('url');
+  await page.getByTestId('server-proxy-url').fill('http://ann@proxy.corp:3128');
+  await page.getByTestId('server-proxy-password').fill('proxy-pw');
+  await page.getByTestId('server-client-cert').fill('/certs/me.p12');
+  await page.getByTestId('server-client-passphrase').fill('p12-pw');
+  await page.getByTestId('login-submit').click();
+  await page.locator('.server.active', { hasText: 'corp.example' }).waitFor();
+  const [sent] = await calls('login');
+  assert.deepEqual(sent.connection, {
+    proxy: 'http://ann@proxy.corp:3128', proxy_password: 'proxy-pw',
+    client_cert: '/certs/me.p12', client_key: null, client_key_passphrase: 'p12-pw',
+  });
+  await page.locator('.server.active [data-testid="server-proxy"]').waitFor();
+  await page.getByTestId('server-add').click();
+  for (const id of ['server-proxy-password', 'server-client-passphrase', 'server-client-cert']) {
+    assert.equal(await page.getByTestId(id).inputValue(), '', `${id} is empty for the next server`);
+  }
+  assert.equal(await page.getByTestId('server-proxy-mode').inputValue(), 'system');
 });
 
 test('without a keyring the form offers a session-only login', async () => {

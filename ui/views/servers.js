@@ -1,6 +1,7 @@
 // Servers: the list (Local demo first), the add/login form, logout.
 
 import { $, el, showError } from './dom.js';
+import { createConnectionEditor } from './connection.js';
 import { createProfileEditor } from './profile.js';
 
 export function createServersView({ invoke, rebuild, announce }) {
@@ -10,6 +11,7 @@ export function createServersView({ invoke, rebuild, announce }) {
   const error = $('#login-error');
   const sessionButton = $('#login-session');
   const profile = createProfileEditor();
+  const connection = createConnectionEditor();
 
   function openForm(open) {
     form.hidden = !open;
@@ -20,6 +22,7 @@ export function createServersView({ invoke, rebuild, announce }) {
       // A new server starts blank, but keeps the protocol and profile last
       // chosen: a second server of the same API needs only its URL.
       for (const id of ['#server-name', '#server-url', '#server-token']) $(id).value = '';
+      connection.clear({ all: true });
       $('#server-url').focus();
     }
   }
@@ -34,12 +37,14 @@ export function createServersView({ invoke, rebuild, announce }) {
       remember,
       name: $('#server-name').value.trim() || null,
       profile: profile.value(),
+      connection: connection.value(),
     };
     showError(error, null);
     $('#login-submit').disabled = true;
     try {
       const info = await invoke('login', args);
       $('#server-token').value = '';
+      connection.clear({ all: false });
       openForm(false);
       announce(`Logged in to ${info.name}`);
       await rebuild();
@@ -81,6 +86,10 @@ export function createServersView({ invoke, rebuild, announce }) {
       el('span', { className: 'name', text: server.name, title: server.url }),
       protocol && protocol !== 'holdline.v1' ? el('span', { className: 'badge', text: protocol, title: `Speaks ${protocol} through its profile` }) : null,
       server.session_only ? el('span', { className: 'badge', text: 'session', title: 'Token kept in memory only' }) : null,
+      server.connection?.proxy && server.connection.proxy !== 'none'
+        ? el('span', { className: 'badge', 'data-testid': 'server-proxy', text: 'proxy', title: `Through ${server.connection.proxy}` }) : null,
+      server.connection?.client_cert
+        ? el('span', { className: 'badge', text: 'cert', title: `Client certificate ${server.connection.client_cert}` }) : null,
       actions);
   }
 
