@@ -192,3 +192,55 @@ async fn a_bad_proxy_url_is_a_usage_error_that_does_not_echo_it() {
     assert!(run.stderr.contains("--proxy"), "{}", run.stderr);
     assert!(!run.stderr.contains("very-secret"), "{}", run.stderr);
 }
+
+/// GNOME's proxy setting, in a keyfile backend of the test's own: used when
+/// the environment names no proxy (refused credentials: exit 3), and its
+/// ignore-hosts go direct.
+#[tokio::test]
+async fn gnomes_proxy_setting_is_used_when_the_environment_names_none() {
+    let Some(proxy) = ForwardProxy::tinyproxy(Some((USER, PASSWORD))).await else {
+        return;
+    };
+    let server = server_with_events(3).await;
+    let config = tempfile::tempdir().unwrap();
+    let gsettings = |args: &[&str]| {
+        let done = std::process::Command::new("gsettings")
+            .env("GSETTINGS_BACKEND", "keyfile")
+            .env("XDG_CONFIG_HOME", config.path())
+            .args(["set"])
+            .args(args)
+            .status()
+            .expect("gsettings runs");
+        assert!(done.success(), "gsettings set {args:?}");
+    };
+    gsettings(&["org.gnome.system.proxy", "mode", "manual"]);
+    gsettings(&["org.gnome.system.proxy", "ignore-hosts", "[]"]);
+    gsettings(&["org.gnome.system.proxy.http", "host", "127.0.0.1"]);
+    let port = proxy.addr().port().to_string();
+    gsettings(&["org.gnome.system.proxy.http", "port", &port]);
+    gsettings(&["org.gnome.system.proxy.http", "use-authentication", "true"]);
+    gsettings(&["org.gnome.system.proxy.http", "authentication-user", USER]);
+    gsettings(&[
+        "org.gnome.system.proxy.http",
+        "authentication-password",
+        "wrong-gnome-pass",
+    ]);
+    let with_gnome = |command: &mut Command| {
+        command
+            .env("GSETTINGS_BACKEND", "keyfile")
+            .env("XDG_CONFIG_HOME", config.path());
+    };
+
+    let state = tempfile::tempdir().unwrap();
+    let mut through = tail_three(&server, state.path());
+    with_gnome(&mut through);
+    let run_through = run(&mut through).await;
+    assert_eq!(run_through.code, 3, "{}", run_through.stderr);
+    assert!(!run_through.stderr.contains("wrong-gnome-pass"));
+
+    gsettings(&["org.gnome.system.proxy", "ignore-hosts", "['127.0.0.0/8']"]);
+    let state = tempfile::tempdir().unwrap();
+    let mut direct = tail_three(&server, state.path());
+    with_gnome(&mut direct);
+    assert_delivered_three(&run(&mut direct).await);
+}

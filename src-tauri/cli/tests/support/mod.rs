@@ -23,13 +23,16 @@ pub const PROXY_VARIABLES: [&str; 8] = [
 ];
 
 /// The binary with `token` in `HOLDLINE_TOKEN`, no `RUST_LOG`, no proxy
-/// variables from the machine running the tests, pipes.
+/// from the machine running the tests (variables or desktop), pipes.
 pub fn cli_with_token(token: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_holdline-cli"));
     for variable in PROXY_VARIABLES {
         command.env_remove(variable);
     }
+    // GNOME's proxy setting at its defaults (no proxy), whatever the
+    // desktop running the tests has.
     command
+        .env("GSETTINGS_BACKEND", "memory")
         .env("HOLDLINE_TOKEN", token)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())

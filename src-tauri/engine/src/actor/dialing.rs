@@ -16,10 +16,13 @@ impl Actor {
         self.reconnect_now = false;
         let attempt = self.backoff.failures() + 1;
         self.set_state(ConnectionState::Connecting { attempt });
-        let proxy = self
+        let resolved = self
             .config
             .proxy
-            .for_target(&self.config.url, &ProcessEnvironment);
+            .resolve(&self.config.url, &ProcessEnvironment)
+            .await;
+        let source = resolved.as_ref().ok().map(|(_, source)| source.name());
+        let proxy = resolved.map(|(proxy, _)| proxy);
         let shown_proxy = proxy
             .as_ref()
             .ok()
@@ -37,7 +40,8 @@ impl Actor {
                 self.config.url
             ),
             json!({ "attempt": attempt, "url": self.config.url.as_str(),
-                    "protocol": self.config.profile.protocol(), "proxy": shown_proxy }),
+                    "protocol": self.config.profile.protocol(), "proxy": shown_proxy,
+                    "proxy_source": source }),
         );
         let proxy = match proxy {
             Ok(proxy) => proxy,

@@ -48,6 +48,17 @@ fn first_set(env: &dyn Environment, names: &[&str]) -> Option<(String, String)> 
     })
 }
 
+/// Whether the environment names a proxy for `target`'s scheme at all
+/// (`no_proxy` aside): if not, the desktop's setting is asked.
+pub fn names_a_proxy(target: &FeedUrl, env: &dyn Environment) -> bool {
+    let scheme_variable = if target.is_tls() {
+        "https_proxy"
+    } else {
+        "http_proxy"
+    };
+    first_set(env, &[scheme_variable, "all_proxy"]).is_some()
+}
+
 /// The proxy the environment names for `target`, `None` when it names none
 /// or `no_proxy` covers the target's host.
 pub fn from_environment(

@@ -4,6 +4,8 @@
 //! the upgrade run end to end through it exactly as they do direct.
 
 mod environment;
+#[cfg(target_os = "linux")]
+pub mod gnome;
 mod http_connect;
 mod socks;
 
@@ -19,6 +21,7 @@ use crate::secret::Token;
 
 pub use environment::{
     Environment, EnvironmentProxyError, NoProxy, ProcessEnvironment, from_environment,
+    names_a_proxy,
 };
 
 /// What kind of tunnel the proxy makes.
@@ -229,6 +232,62 @@ impl ProxySetting {
             }
         }
     }
+
+    /// As `for_target`, and where the system's proxy is asked for and the
+    /// environment names none, the desktop's setting (GNOME's on Linux;
+    /// elsewhere the environment only). Says where the answer came from.
+    pub async fn resolve(
+        &self,
+        target: &FeedUrl,
+        system: &dyn Environment,
+    ) -> Result<(Option<Proxy>, ProxySource), ConnectError> {
+        let source = match self {
+            ProxySetting::None => ProxySource::Direct,
+            ProxySetting::Url(_) => ProxySource::Setting,
+            ProxySetting::System if names_a_proxy(target, system) => ProxySource::Environment,
+            ProxySetting::System => return Ok(desktop_proxy(target).await),
+        };
+        self.for_target(target, system).map(|proxy| (proxy, source))
+    }
+}
+
+/// Where an attempt's proxy came from, as the history says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxySource {
+    Direct,
+    Setting,
+    Environment,
+    Desktop,
+}
+
+impl ProxySource {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProxySource::Direct => "direct",
+            ProxySource::Setting => "setting",
+            ProxySource::Environment => "environment",
+            ProxySource::Desktop => "desktop",
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+async fn desktop_proxy(target: &FeedUrl) -> (Option<Proxy>, ProxySource) {
+    match gnome::read()
+        .await
+        .and_then(|settings| settings.proxy_for(target))
+    {
+        Some(proxy) => (Some(proxy), ProxySource::Desktop),
+        None => (None, ProxySource::Direct),
+    }
+}
+
+/// macOS and Windows keep their proxy settings in places no well-kept
+/// crate reads for a raw TCP client (hyper-util's matcher reads them only
+/// for its own HTTP client): the environment is their system proxy.
+#[cfg(not(target_os = "linux"))]
+async fn desktop_proxy(_target: &FeedUrl) -> (Option<Proxy>, ProxySource) {
+    (None, ProxySource::Direct)
 }
 
 #[cfg(test)]

@@ -306,3 +306,59 @@ fn socks_replies_are_told_apart_by_code() {
         assert!(!error.to_string().contains("pw@"), "{error}");
     }
 }
+
+#[cfg(target_os = "linux")]
+mod gnome_setting {
+    use super::super::gnome::GnomeProxy;
+    use super::url;
+
+    const MANUAL: &str = "org.gnome.system.proxy autoconfig-url ''
+org.gnome.system.proxy ignore-hosts ['localhost', '127.0.0.0/8', '::1', '.internal.corp']
+org.gnome.system.proxy mode 'manual'
+org.gnome.system.proxy use-same-proxy true
+org.gnome.system.proxy.http authentication-password 'it\\'s secret'
+org.gnome.system.proxy.http authentication-user 'ann'
+org.gnome.system.proxy.http host 'web.corp'
+org.gnome.system.proxy.http port 3128
+org.gnome.system.proxy.http use-authentication true
+org.gnome.system.proxy.https host 'tls.corp'
+org.gnome.system.proxy.https port 3129
+org.gnome.system.proxy.socks host 'socks.corp'
+org.gnome.system.proxy.socks port 1080
+";
+
+    #[test]
+    fn manual_mode_gives_each_scheme_its_proxy() {
+        let settings = GnomeProxy::parse(MANUAL);
+        let plain = settings.proxy_for(&url("ws://feeds.example/")).unwrap();
+        assert_eq!(plain.shown(), "http://ann@web.corp:3128");
+        assert_eq!(plain.credentials.unwrap().password.expose(), "it's secret");
+        let secure = settings.proxy_for(&url("wss://feeds.example/")).unwrap();
+        assert_eq!(secure.shown(), "http://tls.corp:3129");
+    }
+
+    #[test]
+    fn ignore_hosts_and_other_modes_go_direct() {
+        let settings = GnomeProxy::parse(MANUAL);
+        assert_eq!(settings.proxy_for(&url("ws://127.0.0.1:9000/")), None);
+        assert_eq!(settings.proxy_for(&url("wss://feeds.internal.corp/")), None);
+        for mode in ["'none'", "'auto'"] {
+            let other = MANUAL.replace("mode 'manual'", &format!("mode {mode}"));
+            assert_eq!(
+                GnomeProxy::parse(&other).proxy_for(&url("ws://feeds.example/")),
+                None
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_scheme_proxy_the_socks_proxy_resolves_names() {
+        let socks_only = MANUAL
+            .replace("host 'web.corp'", "host ''")
+            .replace("host 'tls.corp'", "host ''");
+        let proxy = GnomeProxy::parse(&socks_only)
+            .proxy_for(&url("wss://feeds.example/"))
+            .unwrap();
+        assert_eq!(proxy.shown(), "socks5h://socks.corp:1080");
+    }
+}
