@@ -173,7 +173,10 @@ impl MutualTls {
     /// A client certificate signed by `ca` as PEM files in the scratch
     /// directory, named after `name`.
     fn pem_files(&self, ca: &Pki, name: &str, expired: bool) -> ClientCertificate {
-        let (cert, key) = client_leaf_pem(ca, expired);
+        self.write_pem(name, client_leaf_pem(ca, expired))
+    }
+
+    fn write_pem(&self, name: &str, (cert, key): (String, String)) -> ClientCertificate {
         let certificate = self.dir.path().join(format!("{name}.crt"));
         let key_path = self.dir.path().join(format!("{name}.key"));
         std::fs::write(&certificate, cert).unwrap();
@@ -219,6 +222,19 @@ async fn mutual_tls_the_right_pem_certificate_connects() {
     let mut events = engine.events();
     engine.connect().await.unwrap();
     wait_state(&mut events, "open with a client certificate", is_open).await;
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn mutual_tls_an_rsa_key_made_by_openssl_connects() {
+    let Some(mtls) = mutual_tls().await else {
+        return;
+    };
+    let certificate = mtls.write_pem("rsa", client_rsa_leaf_pem(&mtls.client_ca));
+    let (engine, _deliveries) = open_engine(mtls.config(Some(certificate)));
+    let mut events = engine.events();
+    engine.connect().await.unwrap();
+    wait_state(&mut events, "open with an RSA client certificate", is_open).await;
     engine.shutdown().await;
 }
 

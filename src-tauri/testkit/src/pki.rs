@@ -63,8 +63,31 @@ pub fn leaf_pem(pki: &Pki) -> (String, String) {
 }
 
 /// A client certificate signed by the CA, as PEM (certificate, PKCS#8
-/// key); `expired` backdates it.
+/// key, ECDSA P-256); `expired` backdates it.
 pub fn client_leaf_pem(pki: &Pki, expired: bool) -> (String, String) {
+    client_leaf_pem_for(pki, expired, KeyPair::generate().expect("a key pair"))
+}
+
+/// A client certificate with an RSA key made by `openssl genpkey` (PKCS#8),
+/// signed by the CA, as PEM (certificate, key).
+pub fn client_rsa_leaf_pem(pki: &Pki) -> (String, String) {
+    let output = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
+        .output()
+        .expect("openssl runs");
+    assert!(output.status.success(), "openssl genpkey");
+    let pem = String::from_utf8(output.stdout).expect("a PEM key");
+    let key = KeyPair::from_pem(&pem).expect("rcgen takes the RSA key");
+    client_leaf_pem_for(pki, false, key)
+}
+
+fn client_leaf_pem_for(pki: &Pki, expired: bool, key: KeyPair) -> (String, String) {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params
         .distinguished_name
@@ -75,7 +98,6 @@ pub fn client_leaf_pem(pki: &Pki, expired: bool) -> (String, String) {
         params.not_before = now - time::Duration::days(30);
         params.not_after = now - time::Duration::days(1);
     }
-    let key = KeyPair::generate().unwrap();
     let issuer = Issuer::from_params(&pki.ca_params, &pki.ca_key);
     let cert = params.signed_by(&key, &issuer).unwrap();
     (cert.pem(), key.serialize_pem())
