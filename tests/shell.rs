@@ -351,7 +351,8 @@ fn publish_refuses_data_that_is_not_json() {
         )
         .unwrap_err();
         assert_eq!(not_json["code"], "invalid_input");
-        assert_eq!(session.server.head(FEED), None, "nothing published");
+        let head = tauri::async_runtime::block_on(session.server.head(FEED));
+        assert_eq!(head.unwrap(), None, "nothing published");
     });
 }
 
@@ -366,7 +367,8 @@ fn publish_resolves_with_the_servers_ack() {
         )
         .unwrap();
         assert_eq!(ack, json!({"id": "shell-1", "feed": FEED, "seq": 1}));
-        assert_eq!(session.server.head(FEED).map(|head| head.1), Some(1));
+        let head = tauri::async_runtime::block_on(session.server.head(FEED));
+        assert_eq!(head.unwrap().map(|head| head.1), Some(1));
     });
 }
 

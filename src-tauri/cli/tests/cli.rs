@@ -12,7 +12,7 @@ use holdline_server::{RunningServer, ServerConfig};
 use holdline_testkit::within;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use support::{WAIT, cli_with_token, run};
+use support::{WAIT, cli_with_token, run, walk};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
@@ -33,10 +33,10 @@ fn cli() -> Command {
     cli_with_token(TOKEN)
 }
 
-fn publish(server: &RunningServer, feed: &str, range: std::ops::RangeInclusive<u64>) {
+async fn publish(server: &RunningServer, feed: &str, range: std::ops::RangeInclusive<u64>) {
     for n in range {
         let data = RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap();
-        server.publish(feed, &data).unwrap();
+        server.publish(feed, &data).await.unwrap();
     }
 }
 
@@ -60,7 +60,7 @@ fn tail(server: &RunningServer, state: &Path, extra: &[&str]) -> Command {
 async fn tail_prints_json_lines_and_a_second_run_resumes() {
     let server = server(100).await;
     let state = tempfile::tempdir().unwrap();
-    publish(&server, "f", 1..=5);
+    publish(&server, "f", 1..=5).await;
     let first = run(&mut tail(
         &server,
         state.path(),
@@ -69,7 +69,7 @@ async fn tail_prints_json_lines_and_a_second_run_resumes() {
     .await;
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert_eq!(seqs(&first.stdout), [1, 2, 3]);
-    let (epoch, _) = server.head("f").unwrap();
+    let (epoch, _) = server.head("f").await.unwrap().unwrap();
     assert_eq!(
         first.stdout[0],
         serde_json::json!({"kind":"event","feed":"f","seq":1,"epoch":epoch,"data":{"n":1}})
@@ -87,7 +87,7 @@ async fn tail_prints_json_lines_and_a_second_run_resumes() {
 async fn tail_marks_events_lost_to_retention_with_a_gap_line() {
     let server = server(5).await;
     let state = tempfile::tempdir().unwrap();
-    publish(&server, "f", 1..=2);
+    publish(&server, "f", 1..=2).await;
     let first = run(&mut tail(
         &server,
         state.path(),
@@ -95,7 +95,7 @@ async fn tail_marks_events_lost_to_retention_with_a_gap_line() {
     ))
     .await;
     assert_eq!(seqs(&first.stdout), [1, 2]);
-    publish(&server, "f", 3..=20);
+    publish(&server, "f", 3..=20).await;
     let second = run(&mut tail(&server, state.path(), &["--max-events", "5"])).await;
     assert_eq!(
         second.stdout[0],
@@ -109,7 +109,7 @@ async fn a_corrupt_state_file_is_reported_and_set_aside() {
     let server = server(100).await;
     let state = tempfile::tempdir().unwrap();
     std::fs::write(state.path().join("cursors.json"), "{{{ not json").unwrap();
-    publish(&server, "f", 1..=1);
+    publish(&server, "f", 1..=1).await;
     let run = run(&mut tail(
         &server,
         state.path(),
@@ -194,7 +194,7 @@ fn kill_term(child: &Child) {
 async fn sigterm_exits_0_with_the_cursor_saved() {
     let server = server(100).await;
     let state = tempfile::tempdir().unwrap();
-    publish(&server, "f", 1..=2);
+    publish(&server, "f", 1..=2).await;
     let mut child = tail(&server, state.path(), &["--from-start"])
         .spawn()
         .unwrap();
@@ -232,7 +232,7 @@ async fn publish_prints_the_ack_and_a_repeated_id_is_not_published_twice() {
     );
     let again = run(&mut publish_once).await;
     assert_eq!(again.stdout, first.stdout);
-    assert_eq!(server.head("chat").unwrap().1, 1);
+    assert_eq!(server.head("chat").await.unwrap().unwrap().1, 1);
     let bad = run(cli().args([
         "publish",
         "ws://127.0.0.1:9",
@@ -279,14 +279,14 @@ async fn publish_waits_for_a_server_that_is_not_up_yet() {
         (line["kind"].as_str(), line["seq"].as_u64()),
         (Some("ack"), Some(1))
     );
-    assert_eq!(server.head("late").unwrap().1, 1);
+    assert_eq!(server.head("late").await.unwrap().unwrap().1, 1);
 }
 
 #[tokio::test]
 async fn the_token_is_in_no_output_and_no_file() {
     let server = server(100).await;
     let state = tempfile::tempdir().unwrap();
-    publish(&server, "f", 1..=3);
+    publish(&server, "f", 1..=3).await;
     let run = run(tail(
         &server,
         state.path(),
@@ -309,19 +309,6 @@ async fn the_token_is_in_no_output_and_no_file() {
             entry.display()
         );
     }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 /// Whether a Secret Service answers; CI sets HOLDLINE_REQUIRE_KEYRING=1 so
@@ -347,7 +334,7 @@ async fn login_stores_the_token_in_the_keyring_and_logout_removes_it() {
     }
     let server = server(100).await;
     let state = tempfile::tempdir().unwrap();
-    publish(&server, "f", 1..=1);
+    publish(&server, "f", 1..=1).await;
     let url = server.url();
     let mut login = cli();
     login.args(["login", &url]).stdin(Stdio::piped());
@@ -493,7 +480,7 @@ async fn kill_9_mid_stream_resumes_without_skipping() {
     let server = server(100_000).await;
     let state = tempfile::tempdir().unwrap();
     let total = 3000u64;
-    publish(&server, "f", 1..=total);
+    publish(&server, "f", 1..=total).await;
     let mut first = tail(&server, state.path(), &["--from-start"])
         .spawn()
         .unwrap();
@@ -592,8 +579,8 @@ async fn kill_9_at_random_points_leaves_each_event_in_the_output_file_exactly_on
                 }
                 for _ in 0..2 {
                     n += 1;
-                    publish(&server, "a", n..=n);
-                    publish(&server, "b", n..=n);
+                    publish(&server, "a", n..=n).await;
+                    publish(&server, "b", n..=n).await;
                 }
             }
         })
@@ -638,7 +625,10 @@ async fn kill_9_at_random_points_leaves_each_event_in_the_output_file_exactly_on
 
     // One last run, unkilled, takes exactly the events still missing; an
     // event written twice would make it stop short of the heads.
-    let heads: Vec<u64> = feeds.iter().map(|f| server.head(f).unwrap().1).collect();
+    let mut heads = Vec::new();
+    for feed in &feeds {
+        heads.push(server.head(feed).await.unwrap().unwrap().1);
+    }
     let already = event_seqs_by_feed(&file)
         .values()
         .map(Vec::len)

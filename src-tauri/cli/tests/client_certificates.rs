@@ -40,7 +40,7 @@ async fn setup() -> Option<Setup> {
     .await
     .unwrap();
     let data = RawValue::from_string("{\"n\":1}".into()).unwrap();
-    server.publish("secure", &data).unwrap();
+    server.publish("secure", &data).await.unwrap();
     let server_pki = pki();
     let client_ca = pki();
     let (cert, key) = leaf_pem(&server_pki);

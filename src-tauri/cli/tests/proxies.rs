@@ -12,7 +12,7 @@ use std::time::Duration;
 use holdline_server::{RunningServer, ServerConfig};
 use holdline_testkit::ForwardProxy;
 use serde_json::value::RawValue;
-use support::{Run, cli_with_token, run};
+use support::{Run, cli_with_token, run, walk};
 use tokio::process::Command;
 
 const TOKEN: &str = "cli-proxy-token-2b9e";
@@ -30,7 +30,7 @@ async fn server_with_events(count: u64) -> RunningServer {
     .unwrap();
     for n in 1..=count {
         let data = RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap();
-        server.publish(FEED, &data).unwrap();
+        server.publish(FEED, &data).await.unwrap();
     }
     server
 }
@@ -73,19 +73,6 @@ fn assert_no_password_in(run: &Run, state: &Path) {
         let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).into_owned();
         assert!(!text.contains(PASSWORD), "in {}", entry.display());
     }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[tokio::test]
@@ -131,7 +118,7 @@ async fn publish_through_a_socks5h_proxy() {
         .arg(proxy.url("socks5h", Some((USER, PASSWORD)))))
     .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(server.head(FEED).map(|head| head.1), Some(1));
+    assert_eq!(server.head(FEED).await.unwrap().map(|head| head.1), Some(1));
     assert_no_password_in(&run, state.path());
 }
 

@@ -98,7 +98,7 @@ async fn chaos_soak_loses_nothing_and_duplicates_nothing() {
         for _ in 0..burst {
             published += 1;
             for feed in feeds {
-                server.publish(feed, &data(published)).unwrap();
+                server.publish(feed, &data(published)).await.unwrap();
             }
         }
         let fault = pick(&mut rng);
@@ -118,7 +118,7 @@ async fn chaos_soak_loses_nothing_and_duplicates_nothing() {
         for _ in 0..rng.u64(0..10) {
             published += 1;
             for feed in feeds {
-                server.publish(feed, &data(published)).unwrap();
+                server.publish(feed, &data(published)).await.unwrap();
             }
         }
         for _ in 0..rng.u64(0..3) {
@@ -187,7 +187,12 @@ async fn chaos_soak_loses_nothing_and_duplicates_nothing() {
         "seed {seed}: acks"
     );
     assert_eq!(
-        server.head("chaos.chat").map(|h| h.1).unwrap_or(0),
+        server
+            .head("chaos.chat")
+            .await
+            .unwrap()
+            .map(|h| h.1)
+            .unwrap_or(0),
         client_publishes,
         "seed {seed}: a resent publish was published twice"
     );

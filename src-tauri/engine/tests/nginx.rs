@@ -45,7 +45,7 @@ async fn a_heartbeat_below_the_proxy_timeout_keeps_an_idle_subscription_open() {
             "nginx cut a connection the heartbeat should have kept: {event:?}"
         );
     }
-    server.publish("idle", &data(1)).unwrap();
+    server.publish("idle", &data(1)).await.unwrap();
     let mut seen = Seen::default();
     collect_until(&mut deliveries, &mut seen, 1).await;
     assert_eq!(seen.feed("idle"), seqs(1..=1));
@@ -78,7 +78,7 @@ async fn a_heartbeat_above_the_proxy_timeout_is_cut_and_resumes_without_loss() {
         );
         for _ in 0..10 {
             published += 1;
-            server.publish("cut", &data(published)).unwrap();
+            server.publish("cut", &data(published)).await.unwrap();
         }
         wait_state(&mut events, "reopen after nginx's cut", is_open).await;
     }
@@ -113,7 +113,7 @@ async fn wss_through_nginx_tls_termination_with_the_test_ca() {
         .unwrap();
     engine.connect().await.unwrap();
     wait_state(&mut events, "open over TLS through nginx", is_open).await;
-    server.publish("secure", &data(1)).unwrap();
+    server.publish("secure", &data(1)).await.unwrap();
     let mut seen = Seen::default();
     collect_until(&mut deliveries, &mut seen, 1).await;
     assert_eq!(seen.feed("secure"), seqs(1..=1));

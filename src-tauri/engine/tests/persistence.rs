@@ -18,7 +18,7 @@ async fn a_restarted_engine_resumes_from_the_last_committed_event() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cursors.json");
     for n in 1..=10 {
-        server.publish("f", &data(n)).unwrap();
+        server.publish("f", &data(n)).await.unwrap();
     }
     {
         let (cursors, _) = FileCursorStore::open(&path).unwrap();
@@ -47,7 +47,7 @@ async fn a_restarted_engine_resumes_from_the_last_committed_event() {
     engine.subscribe("f", StartFrom::Beginning).await.unwrap();
     engine.connect().await.unwrap();
     for n in 11..=12 {
-        server.publish("f", &data(n)).unwrap();
+        server.publish("f", &data(n)).await.unwrap();
     }
     let mut seen = Seen::default();
     collect_until(&mut deliveries, &mut seen, 8).await;
@@ -116,7 +116,7 @@ async fn an_outbox_store_carries_unacked_publishes_across_a_restart() {
     }
     assert_eq!(acked, ["keep-1", "keep-2", "keep-3"]);
     assert!(outbox.0.lock().unwrap().is_empty());
-    assert_eq!(server.head("later").unwrap().1, 3);
+    assert_eq!(server.head("later").await.unwrap().unwrap().1, 3);
     engine.shutdown().await;
 }
 

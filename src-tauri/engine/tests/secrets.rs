@@ -46,7 +46,7 @@ async fn the_token_appears_in_no_output() {
     let mut everything = engine.events();
     engine.subscribe("f", StartFrom::Beginning).await.unwrap();
     engine.connect().await.unwrap();
-    server.publish("f", &data(1)).unwrap();
+    server.publish("f", &data(1)).await.unwrap();
     let mut seen = Seen::default();
     collect_until(&mut deliveries, &mut seen, 1).await;
     proxy.cut_all();

@@ -94,7 +94,7 @@ impl Target {
         match self {
             Target::Holdline(server) => {
                 let data = RawValue::from_string(data).unwrap();
-                server.publish("fan", &data).unwrap();
+                server.publish("fan", &data).await.unwrap();
             }
             Target::Baseline(b) => {
                 let frame: Utf8Bytes =

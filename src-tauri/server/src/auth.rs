@@ -1,13 +1,34 @@
 //! Who may upgrade (protocol section 1): bearer token and Origin allow-list.
 
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
 use tokio_tungstenite::tungstenite::handshake::server::Request;
 use tokio_tungstenite::tungstenite::http::header;
 
 /// Who a connection acts for; publish ids are remembered per principal.
+/// A token is known by a digest, the same on every node and across
+/// restarts, so a durable log can keep publish ids without the token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Principal {
-    Token(usize),
+    Token(Arc<str>),
     Anonymous,
+}
+
+impl Principal {
+    pub fn for_token(token: &str) -> Principal {
+        let digest = Sha256::digest(token.as_bytes());
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        Principal::Token(Arc::from(hex))
+    }
+
+    /// The principal as a log stores it.
+    pub fn as_key(&self) -> &str {
+        match self {
+            Principal::Token(digest) => digest,
+            Principal::Anonymous => "anonymous",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,9 +65,9 @@ impl Gate {
         }
         let presented = bearer(request).or_else(|| query_token(request));
         if let Some(token) = presented.as_deref()
-            && let Some(index) = self.tokens.iter().position(|t| constant_time_eq(t, token))
+            && self.tokens.iter().any(|t| constant_time_eq(t, token))
         {
-            return Ok(Principal::Token(index));
+            return Ok(Principal::for_token(token));
         }
         if self.allow_unauthenticated && presented.is_none() {
             return Ok(Principal::Anonymous);
@@ -121,11 +142,11 @@ mod tests {
         let gate = Gate::new(vec!["a".into(), "bb".into()], false, vec![]);
         assert_eq!(
             gate.check(&request(Some("Bearer bb"), "/", None)),
-            Ok(Principal::Token(1))
+            Ok(Principal::for_token("bb"))
         );
         assert_eq!(
             gate.check(&request(None, "/?x=1&token=a", None)),
-            Ok(Principal::Token(0))
+            Ok(Principal::for_token("a"))
         );
         assert_eq!(
             gate.check(&request(Some("Bearer b"), "/", None)),

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use holdline_protocol::DEFAULT_HEARTBEAT_MS;
 
+use crate::log::LogSpec;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -15,6 +17,8 @@ pub struct ServerConfig {
     /// Origins allowed to connect; empty allows any. Requests without an
     /// `Origin` header (non-browser clients) are not affected.
     pub allow_origins: Vec<String>,
+    /// Where the feeds' events live.
+    pub log: LogSpec,
     /// Events kept per feed for replay.
     pub retain: usize,
     pub heartbeat: Duration,
@@ -36,6 +40,7 @@ impl Default for ServerConfig {
             tokens: Vec::new(),
             allow_unauthenticated: false,
             allow_origins: Vec::new(),
+            log: LogSpec::Memory,
             retain: 10_000,
             heartbeat: Duration::from_millis(DEFAULT_HEARTBEAT_MS),
             max_frame_bytes: 1 << 20,

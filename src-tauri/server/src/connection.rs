@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use holdline_protocol::{
     Ack, ClientFrame, ErrorFrame, Pong, ServerFrame, Subscribed, Unsubscribed, Welcome,
     decode_client_frame, error_code, validate_feed_name,
@@ -25,7 +26,7 @@ use tracing::{debug, info, warn};
 use crate::Shared;
 use crate::auth::{Principal, Refusal, offers_subprotocol};
 use crate::feeds::Subscriber;
-use crate::publish_ids::Accepted;
+use crate::log::{Accepted, Appending, LOG_TIMEOUT, LogError, PublishKey};
 
 /// Admin messages to every connection (tests and embedding use them).
 #[derive(Debug, Clone)]
@@ -35,6 +36,12 @@ pub enum Control {
 
 /// Queued frames written per wake-up before the socket is flushed.
 const WRITE_BATCH: usize = 256;
+/// Publishes of one client waiting for the log; beyond this the client's
+/// frames wait in its socket (backpressure) instead of in memory here.
+const PUBLISHES_IN_FLIGHT: usize = 1024;
+
+/// A publish waiting for the log, answered in the order it came.
+type PendingAck = std::pin::Pin<Box<dyn Future<Output = Message> + Send>>;
 
 fn refusal(status: StatusCode, retry_after_s: Option<u64>, body: &str) -> ErrorResponse {
     let mut response = Response::builder().status(status);
@@ -119,6 +126,7 @@ pub(crate) async fn serve(
         queue_tx,
         queue_rx,
         overflowed: Arc::new(Notify::new()),
+        pending_acks: FuturesOrdered::new(),
     };
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
     info!(%peer, client = client_id, "client connected");
@@ -137,6 +145,7 @@ struct Connection {
     queue_tx: mpsc::Sender<Utf8Bytes>,
     queue_rx: mpsc::Receiver<Utf8Bytes>,
     overflowed: Arc<Notify>,
+    pending_acks: FuturesOrdered<PendingAck>,
 }
 
 type Ended = &'static str;
@@ -220,7 +229,8 @@ impl Connection {
                     }
                     batch
                 }
-                message = self.socket.next() => {
+                Some(ack) = self.pending_acks.next(), if !self.pending_acks.is_empty() => vec![ack],
+                message = self.socket.next(), if self.pending_acks.len() < PUBLISHES_IN_FLIGHT => {
                     last_heard = Instant::now();
                     match message {
                         None => return "client went away",
@@ -231,7 +241,7 @@ impl Connection {
                         }
                         Some(Err(_)) => return "read failed",
                         Some(Ok(Message::Close(_))) => return "client closed",
-                        Some(Ok(message)) => self.on_message(message),
+                        Some(Ok(message)) => self.on_message(message).await,
                     }
                 }
                 _ = ping.tick() => {
@@ -277,7 +287,7 @@ impl Connection {
         let _ = timeout(Duration::from_secs(2), closing).await;
     }
 
-    fn on_message(&mut self, message: Message) -> Vec<Message> {
+    async fn on_message(&mut self, message: Message) -> Vec<Message> {
         match message {
             Message::Text(text) => {
                 if text.len() > self.shared.config.max_frame_bytes {
@@ -296,7 +306,7 @@ impl Connection {
                     )];
                 }
                 match decode_client_frame(&text) {
-                    Ok(frame) => self.on_frame(frame),
+                    Ok(frame) => self.on_frame(frame).await,
                     Err(malformed) => vec![error(
                         malformed.id,
                         error_code::BAD_REQUEST,
@@ -313,7 +323,7 @@ impl Connection {
         }
     }
 
-    fn on_frame(&mut self, frame: ClientFrame) -> Vec<Message> {
+    async fn on_frame(&mut self, frame: ClientFrame) -> Vec<Message> {
         match frame {
             ClientFrame::Ping(ping) => vec![text(ServerFrame::Pong(Pong { id: ping.id }))],
             ClientFrame::Subscribe(sub) => {
@@ -325,12 +335,15 @@ impl Connection {
                     queue: self.queue_tx.clone(),
                     overflowed: self.overflowed.clone(),
                 };
-                let subscription = self.shared.hub.subscribe(
-                    &sub.feed,
-                    sub.since,
-                    sub.epoch.as_deref(),
-                    subscriber,
-                );
+                let subscription = match self
+                    .shared
+                    .feeds
+                    .subscribe(&sub.feed, sub.since, sub.epoch.as_deref(), subscriber)
+                    .await
+                {
+                    Ok(subscription) => subscription,
+                    Err(err) => return vec![log_error(Some(sub.id), &err)],
+                };
                 self.subscriptions.insert(sub.feed.clone());
                 let mut out = Vec::with_capacity(subscription.replay.len() + 1);
                 out.push(text(ServerFrame::Subscribed(Subscribed {
@@ -352,7 +365,7 @@ impl Connection {
                         e.to_string(),
                     )];
                 }
-                if self.shared.hub.unsubscribe(&unsub.feed, self.client_id) {
+                if self.shared.feeds.unsubscribe(&unsub.feed, self.client_id) {
                     self.subscriptions.remove(&unsub.feed);
                     vec![text(ServerFrame::Unsubscribed(Unsubscribed {
                         id: unsub.id,
@@ -381,34 +394,66 @@ impl Connection {
                         format!("{} is written by the server only", publish.feed),
                     )];
                 }
-                let hub = &self.shared.hub;
-                let (accepted, _) = self.shared.publish_ids.once(
-                    &self.principal,
-                    &publish.id,
-                    std::time::Instant::now(),
-                    || Accepted {
-                        feed: publish.feed.clone(),
-                        seq: hub.publish(&publish.feed, &publish.data),
-                    },
-                );
-                vec![text(ServerFrame::Ack(Ack {
-                    id: publish.id,
-                    feed: accepted.feed,
-                    seq: accepted.seq,
-                }))]
+                let key = PublishKey {
+                    principal: self.principal.clone(),
+                    id: publish.id.clone(),
+                };
+                let appending = self
+                    .shared
+                    .feeds
+                    .publish(&publish.feed, &publish.data, Some(key));
+                let id = publish.id;
+                if let Appending::Done(_) = appending
+                    && self.pending_acks.is_empty()
+                {
+                    let outcome = appending
+                        .now_or_never()
+                        .unwrap_or_else(|| Err(LogError::Unavailable("no answer".into())));
+                    return vec![ack_or_error(id, outcome)];
+                }
+                // A log that has not answered in time may never: the
+                // client hears `internal` and sends the same id again.
+                self.pending_acks.push_back(Box::pin(async move {
+                    let outcome = tokio::time::timeout(LOG_TIMEOUT * 2, appending)
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(LogError::Unavailable(
+                                "no answer from the log in time".into(),
+                            ))
+                        });
+                    ack_or_error(id, outcome)
+                }));
+                Vec::new()
             }
         }
     }
 
     fn leave_feeds(&mut self) {
         for feed in self.subscriptions.drain() {
-            self.shared.hub.unsubscribe(&feed, self.client_id);
+            self.shared.feeds.unsubscribe(&feed, self.client_id);
         }
     }
 }
 
 fn text(frame: ServerFrame) -> Message {
     Message::text(frame.to_json())
+}
+
+fn ack_or_error(id: String, outcome: Result<Accepted, LogError>) -> Message {
+    match outcome {
+        Ok(accepted) => text(ServerFrame::Ack(Ack {
+            id,
+            feed: accepted.feed,
+            seq: accepted.seq,
+        })),
+        Err(err) => log_error(Some(id), &err),
+    }
+}
+
+/// The log failed: nothing was stored, and the client may try again.
+fn log_error(id: Option<String>, err: &LogError) -> Message {
+    warn!(%err, "answering internal");
+    error(id, error_code::INTERNAL, err.to_string())
 }
 
 fn error(id: Option<String>, code: &str, message: String) -> Message {

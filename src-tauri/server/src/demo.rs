@@ -8,7 +8,9 @@ use serde_json::value::to_raw_value;
 use tokio::sync::watch;
 use tokio::time::{MissedTickBehavior, interval};
 
-use crate::feeds::FeedHub;
+use serde_json::value::RawValue;
+
+use crate::Shared;
 
 pub const CLOCK: &str = "demo.clock";
 pub const TICKER: &str = "demo.ticker";
@@ -18,18 +20,26 @@ pub const TOKEN: &str = "demo";
 /// Feeds only the server writes.
 pub const READ_ONLY: [&str; 2] = [CLOCK, TICKER];
 
-pub fn spawn(hub: Arc<FeedHub>, shutdown: watch::Receiver<bool>) {
-    tokio::spawn(clock(hub.clone(), shutdown.clone()));
-    tokio::spawn(ticker(hub.clone(), shutdown.clone()));
-    if let Ok(hello) = to_raw_value(&json!({
-        "from": "holdline",
-        "text": "Welcome to the demo chat. Anything published here reaches every subscriber."
-    })) {
-        hub.publish(CHAT, &hello);
+pub(crate) fn spawn(shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    tokio::spawn(clock(shared.clone(), shutdown.clone()));
+    tokio::spawn(ticker(shared.clone(), shutdown.clone()));
+    tokio::spawn(async move {
+        if let Ok(hello) = to_raw_value(&json!({
+            "from": "holdline",
+            "text": "Welcome to the demo chat. Anything published here reaches every subscriber."
+        })) {
+            publish(&shared, CHAT, &hello).await;
+        }
+    });
+}
+
+async fn publish(shared: &Shared, feed: &str, data: &RawValue) {
+    if let Err(err) = shared.feeds.publish(feed, data, None).await {
+        tracing::warn!(%err, feed, "a demo event was not stored");
     }
 }
 
-async fn clock(hub: Arc<FeedHub>, mut shutdown: watch::Receiver<bool>) {
+async fn clock(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
@@ -38,7 +48,7 @@ async fn clock(hub: Arc<FeedHub>, mut shutdown: watch::Receiver<bool>) {
             _ = tick.tick() => {
                 let now = holdline_protocol::now_ms();
                 if let Ok(data) = to_raw_value(&json!({ "unix_ms": now })) {
-                    hub.publish(CLOCK, &data);
+                    publish(&shared, CLOCK, &data).await;
                 }
             }
         }
@@ -46,7 +56,7 @@ async fn clock(hub: Arc<FeedHub>, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// A random walk at about 20 events a second.
-async fn ticker(hub: Arc<FeedHub>, mut shutdown: watch::Receiver<bool>) {
+async fn ticker(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = interval(Duration::from_millis(50));
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let symbols = ["HOLD", "LINE", "FEED"];
@@ -66,7 +76,7 @@ async fn ticker(hub: Arc<FeedHub>, mut shutdown: watch::Receiver<bool>) {
                     "change": (change * 1000.0).round() / 1000.0,
                 });
                 if let Ok(data) = to_raw_value(&data) {
-                    hub.publish(TICKER, &data);
+                    publish(&shared, TICKER, &data).await;
                 }
             }
         }

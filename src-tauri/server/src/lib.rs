@@ -7,7 +7,7 @@ mod config;
 mod connection;
 pub mod demo;
 mod feeds;
-mod publish_ids;
+mod log;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -24,10 +24,11 @@ use tracing::{info, warn};
 
 pub use crate::config::ServerConfig;
 pub use crate::connection::Control;
+pub use crate::log::{LogError, LogSpec};
 
 use crate::auth::Gate;
-use crate::feeds::FeedHub;
-use crate::publish_ids::PublishIds;
+use crate::feeds::{FeedHub, Feeds};
+use crate::log::{Log, LogSettings};
 
 #[derive(Debug, Error)]
 pub enum ServerError {
@@ -42,6 +43,10 @@ pub enum ServerError {
     },
     #[error("invalid feed name: {0}")]
     InvalidFeed(#[from] holdline_protocol::NameError),
+    #[error("{0}")]
+    OpenLog(String),
+    #[error(transparent)]
+    Log(#[from] LogError),
 }
 
 /// A handshake answer forced by the embedder (tests of 429/503 handling).
@@ -74,8 +79,7 @@ pub struct ServerStats {
 pub(crate) struct Shared {
     pub config: ServerConfig,
     pub gate: Gate,
-    pub hub: Arc<FeedHub>,
-    pub publish_ids: PublishIds,
+    pub feeds: Feeds,
     pub read_only_feeds: HashSet<&'static str>,
     pub stats: Stats,
     pub next_client: AtomicU64,
@@ -118,7 +122,14 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer, ServerErro
         addr: config.listen,
         source,
     })?;
-    let hub = Arc::new(FeedHub::new(config.retain));
+    let hub = Arc::new(FeedHub::default());
+    let settings = LogSettings {
+        retain: config.retain,
+        publish_id_ttl: config.publish_id_ttl,
+    };
+    let log = Log::open(&config.log, settings, hub.clone())
+        .await
+        .map_err(ServerError::OpenLog)?;
     let read_only_feeds = if config.demo {
         demo::READ_ONLY.into_iter().collect()
     } else {
@@ -130,8 +141,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer, ServerErro
             config.allow_unauthenticated,
             config.allow_origins.clone(),
         ),
-        hub: hub.clone(),
-        publish_ids: PublishIds::new(config.publish_id_ttl),
+        feeds: Feeds { hub, log },
         read_only_feeds,
         stats: Stats::default(),
         next_client: AtomicU64::new(1),
@@ -141,7 +151,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer, ServerErro
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (control, _) = broadcast::channel(16);
     if shared.config.demo {
-        demo::spawn(hub, shutdown_rx.clone());
+        demo::spawn(shared.clone(), shutdown_rx.clone());
     }
     let accept = tokio::spawn(accept_loop(
         listener,
@@ -208,14 +218,14 @@ impl RunningServer {
     }
 
     /// Publishes as the server itself; returns the event's `seq`.
-    pub fn publish(&self, feed: &str, data: &RawValue) -> Result<u64, ServerError> {
+    pub async fn publish(&self, feed: &str, data: &RawValue) -> Result<u64, ServerError> {
         holdline_protocol::validate_feed_name(feed)?;
-        Ok(self.shared.hub.publish(feed, data))
+        Ok(self.shared.feeds.publish(feed, data, None).await?.seq)
     }
 
     /// The feed's epoch and head, if the feed exists.
-    pub fn head(&self, feed: &str) -> Option<(String, u64)> {
-        self.shared.hub.head(feed)
+    pub async fn head(&self, feed: &str) -> Result<Option<(String, u64)>, ServerError> {
+        Ok(self.shared.feeds.log.head(feed).await?)
     }
 
     /// Closes every client connection with this code and reason.
@@ -249,6 +259,7 @@ impl RunningServer {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.accept.await;
+        self.shared.feeds.log.close().await;
         info!("server stopped");
     }
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use holdline_server::{ServerConfig, start};
+use holdline_server::{LogSpec, ServerConfig, start};
 use tracing_subscriber::EnvFilter;
 
 /// The engine hands each event from its socket thread to the consumer's;
@@ -25,6 +25,11 @@ struct Args {
     /// An Origin allowed to connect (repeatable); none given allows any.
     #[arg(long = "allow-origin", value_name = "O")]
     allow_origins: Vec<String>,
+    /// Where feeds' events live: `memory` (lost at exit), `sqlite:PATH`
+    /// (one node, durable) or `redis://HOST:PORT/` (durable, shared by
+    /// every node that names it).
+    #[arg(long, default_value = "memory", value_name = "LOG")]
+    log: LogSpec,
     /// Events retained per feed for replay.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     retain: usize,
@@ -73,6 +78,7 @@ async fn main() -> ExitCode {
         tokens: args.tokens,
         allow_unauthenticated: args.allow_unauthenticated,
         allow_origins: args.allow_origins,
+        log: args.log,
         retain: args.retain,
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(1)),
         max_frame_bytes: args.max_frame_bytes.max(1),

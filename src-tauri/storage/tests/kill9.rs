@@ -221,7 +221,7 @@ async fn read_lines(child: &mut tokio::process::Child) -> tokio::task::JoinHandl
 
 /// Everything the server holds in `feed`, read by a plain engine.
 async fn server_feed(server: &RunningServer, feed: &str) -> Vec<String> {
-    let Some((_, head)) = server.head(feed) else {
+    let Some((_, head)) = server.head(feed).await.expect("head") else {
         return Vec::new();
     };
     let (url, _) = FeedUrl::parse(&server.url()).expect("url");
@@ -286,7 +286,7 @@ async fn kill_9_while_delivering_and_publishing_loses_and_repeats_nothing_the_ap
                 }
                 let data = RawValue::from_string(format!("{{\"n\":{n}}}")).expect("json");
                 for feed in ["a", "b"] {
-                    server.publish(feed, &data).expect("publish");
+                    server.publish(feed, &data).await.expect("publish");
                 }
             }
         })

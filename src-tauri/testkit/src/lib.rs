@@ -9,6 +9,7 @@ pub mod nginx;
 pub mod node_server;
 pub mod pki;
 mod proxy;
+pub mod redis_server;
 pub mod rumqttd;
 pub mod socket_io_server;
 pub mod ws;
@@ -19,6 +20,7 @@ pub use json_server::{JsonServer, JsonServerConfig, UpgradeSeen};
 pub use mqtt_broker::{MqttBroker, MqttBrokerConfig};
 pub use node_server::NodeServer;
 pub use proxy::FaultProxy;
+pub use redis_server::RedisServer;
 pub use rumqttd::{Rumqttd, WsTcpBridge};
 pub use socket_io_server::{SocketIoConfig, SocketIoServer};
 

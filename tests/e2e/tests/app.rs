@@ -41,14 +41,14 @@ async fn log_in_subscribe_survive_a_server_restart_and_keep_the_token_in_the_key
     app.type_into("[data-testid=feed-name]", "e2e.feed").await;
     app.click("[data-testid=feed-subscribe]").await;
     within(WAIT, "the subscription", async {
-        while server.head("e2e.feed").is_none() {
+        while server.head("e2e.feed").await.unwrap().is_none() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
     .await;
     for n in 1..=3 {
         let data = RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap();
-        server.publish("e2e.feed", &data).unwrap();
+        server.publish("e2e.feed", &data).await.unwrap();
     }
     app.css("[data-testid=event-row][data-feed='e2e.feed'][data-seq='3']")
         .await;
@@ -68,7 +68,7 @@ async fn log_in_subscribe_survive_a_server_restart_and_keep_the_token_in_the_key
     app.text_until("[data-testid=state]", "state open again", |t| t == "open")
         .await;
     let data = RawValue::from_string("{\"after\":\"restart\"}".into()).unwrap();
-    server.publish("e2e.feed", &data).unwrap();
+    server.publish("e2e.feed", &data).await.unwrap();
     // A restarted in-memory server is a new epoch: a reset marker, then seq 1.
     app.css("[data-testid=reset-row][data-feed='e2e.feed']")
         .await;

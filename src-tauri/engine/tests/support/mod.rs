@@ -117,6 +117,22 @@ pub async fn wait_stopped(events: &mut broadcast::Receiver<EngineEvent>) -> Stri
     }
 }
 
+/// Fails the test if the engine starts another attempt within 600 ms:
+/// with the tests' 20 ms backoff a retry would come well within that.
+pub async fn assert_no_new_attempt(events: &mut broadcast::Receiver<EngineEvent>, after: &str) {
+    let retry = tokio::time::timeout(Duration::from_millis(600), async {
+        loop {
+            if let Ok(EngineEvent::History(h)) = events.recv().await
+                && h.kind == HistoryKind::Attempt
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(retry.is_err(), "the engine tried again after {after}");
+}
+
 pub fn is_open(state: &ConnectionState) -> bool {
     matches!(state, ConnectionState::Open { .. })
 }

@@ -5,13 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::auth::Principal;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Accepted {
-    pub feed: String,
-    pub seq: u64,
-}
+use super::{Accepted, PublishKey};
 
 pub struct PublishIds {
     ttl: Duration,
@@ -20,8 +14,8 @@ pub struct PublishIds {
 
 #[derive(Default)]
 struct Inner {
-    by_key: HashMap<(Principal, String), Accepted>,
-    order: VecDeque<(Instant, Principal, String)>,
+    by_key: HashMap<PublishKey, Accepted>,
+    order: VecDeque<(Instant, PublishKey)>,
 }
 
 impl PublishIds {
@@ -37,29 +31,25 @@ impl PublishIds {
     /// wait and then see the first outcome.
     pub fn once(
         &self,
-        principal: &Principal,
-        id: &str,
+        key: &PublishKey,
         now: Instant,
         publish: impl FnOnce() -> Accepted,
     ) -> (Accepted, bool) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some((at, _, _)) = inner.order.front() {
+        while let Some((at, _)) = inner.order.front() {
             if now.duration_since(*at) < self.ttl {
                 break;
             }
-            if let Some((_, p, i)) = inner.order.pop_front() {
-                inner.by_key.remove(&(p, i));
+            if let Some((_, expired)) = inner.order.pop_front() {
+                inner.by_key.remove(&expired);
             }
         }
-        let key = (principal.clone(), id.to_owned());
-        if let Some(existing) = inner.by_key.get(&key) {
+        if let Some(existing) = inner.by_key.get(key) {
             return (existing.clone(), false);
         }
         let accepted = publish();
-        inner.by_key.insert(key, accepted.clone());
-        inner
-            .order
-            .push_back((now, principal.clone(), id.to_owned()));
+        inner.by_key.insert(key.clone(), accepted.clone());
+        inner.order.push_back((now, key.clone()));
         (accepted, true)
     }
 }
@@ -67,18 +57,29 @@ impl PublishIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Principal;
+
+    fn key(token: &str, id: &str) -> PublishKey {
+        PublishKey {
+            principal: Principal::for_token(token),
+            id: id.into(),
+        }
+    }
 
     #[test]
     fn a_repeated_id_gets_the_original_outcome_until_it_expires() {
         let ids = PublishIds::new(Duration::from_secs(600));
-        let me = Principal::Token(0);
         let t0 = Instant::now();
-        let first = ids.once(&me, "x", t0, || Accepted {
+        let first = ids.once(&key("me", "x"), t0, || Accepted {
             feed: "f".into(),
             seq: 1,
         });
         assert!(first.1);
-        let again = ids.once(&me, "x", t0 + Duration::from_secs(599), || unreachable!());
+        let again = ids.once(
+            &key("me", "x"),
+            t0 + Duration::from_secs(599),
+            || unreachable!(),
+        );
         assert_eq!(
             again,
             (
@@ -89,14 +90,16 @@ mod tests {
                 false
             )
         );
-        let other = ids.once(&Principal::Token(1), "x", t0, || Accepted {
+        let other = ids.once(&key("other", "x"), t0, || Accepted {
             feed: "f".into(),
             seq: 2,
         });
         assert!(other.1, "ids are per token");
-        let later = ids.once(&me, "x", t0 + Duration::from_secs(601), || Accepted {
-            feed: "f".into(),
-            seq: 3,
+        let later = ids.once(&key("me", "x"), t0 + Duration::from_secs(601), || {
+            Accepted {
+                feed: "f".into(),
+                seq: 3,
+            }
         });
         assert_eq!(later.0.seq, 3);
     }
