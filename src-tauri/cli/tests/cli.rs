@@ -657,3 +657,57 @@ async fn kill_9_at_random_points_leaves_each_event_in_the_output_file_exactly_on
         heads[0]
     );
 }
+
+async fn server_on_log(
+    log: &holdline_server::LogSpec,
+    listen: std::net::SocketAddr,
+) -> RunningServer {
+    holdline_server::start(ServerConfig {
+        listen,
+        tokens: vec![TOKEN.into()],
+        log: log.clone(),
+        heartbeat: Duration::from_millis(500),
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// A server restarted on a durable log keeps the feed's epoch: the next
+/// `tail` resumes after its saved cursor with no reset line.
+#[tokio::test]
+async fn tail_resumes_across_a_server_restart_on_a_durable_log_with_no_reset() {
+    use holdline_server::LogSpec;
+    let dir = tempfile::tempdir().unwrap();
+    let mut logs = vec![LogSpec::Sqlite(dir.path().join("feeds.db"))];
+    let redis = holdline_testkit::RedisServer::start().await;
+    if let Some(redis) = &redis {
+        logs.push(LogSpec::Redis(redis.url()));
+    }
+    for log in logs {
+        let state = tempfile::tempdir().unwrap();
+        let first = server_on_log(&log, "127.0.0.1:0".parse().unwrap()).await;
+        let listen = first.local_addr();
+        publish(&first, "f", 1..=3).await;
+        let before = run(&mut tail(
+            &first,
+            state.path(),
+            &["--from-start", "--max-events", "3"],
+        ))
+        .await;
+        assert_eq!(seqs(&before.stdout), [1, 2, 3], "{log}: {}", before.stderr);
+        first.shutdown().await;
+
+        let second = server_on_log(&log, listen).await;
+        publish(&second, "f", 4..=6).await;
+        let after = run(&mut tail(&second, state.path(), &["--max-events", "3"])).await;
+        assert_eq!(after.code, 0, "{log}: {}", after.stderr);
+        assert!(
+            after.stdout.iter().all(|line| line["kind"] != "reset"),
+            "{log}: {:?}",
+            after.stdout
+        );
+        assert_eq!(seqs(&after.stdout), [4, 5, 6], "{log}: {:?}", after.stdout);
+        second.shutdown().await;
+    }
+}

@@ -73,6 +73,16 @@ pub struct NginxTls {
 }
 
 pub async fn start_nginx(upstream: SocketAddr, tls: Option<NginxTls>) -> Nginx {
+    start_nginx_balancing(&[upstream], tls).await
+}
+
+/// nginx spreading connections over `upstreams` in turn; one that refuses
+/// a connection is skipped for the next ten seconds (nginx's defaults).
+pub async fn start_nginx_balancing(upstreams: &[SocketAddr], tls: Option<NginxTls>) -> Nginx {
+    let servers: String = upstreams
+        .iter()
+        .map(|upstream| format!("server {upstream}; "))
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let path = |name: &str| dir.path().join(name).display().to_string();
@@ -110,11 +120,12 @@ http {{
   client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};
   uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
   map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  upstream nodes {{ {servers} }}
   server {{
     listen {listen};
     {ssl}
     location / {{
-      proxy_pass http://{upstream};
+      proxy_pass http://nodes;
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection $connection_upgrade;
