@@ -121,6 +121,13 @@ impl RedisLog {
             .map_err(|err| format!("Redis at {shown} does not answer INFO: {err}"))?;
         check_version(&version).map_err(|err| format!("Redis at {shown}: {err}"))?;
         let scripts = Arc::new(Scripts::new());
+        for script in [&scripts.append, &scripts.open, &scripts.read] {
+            script
+                .prepare_invoke()
+                .load_async(&mut connection)
+                .await
+                .map_err(|err| format!("Redis at {shown} refuses the log's scripts: {err}"))?;
+        }
         let (appends, requests) = mpsc::unbounded_channel();
         let keep = settings.retain.max(KEPT_FOR_FOLLOWERS);
         let ttl_ms = settings.publish_id_ttl.as_millis() as u64;
@@ -295,36 +302,79 @@ async fn append_batch(
     ttl_ms: u64,
 ) -> Vec<Result<Accepted, LogError>> {
     let ts = holdline_protocol::now_ms();
-    let invocations: Vec<_> = batch
-        .iter()
-        .map(|request| {
-            let mut invocation = scripts.append.prepare_invoke();
-            invocation
-                .key(meta_key(&request.feed))
-                .key(stream_key(&request.feed));
-            if let Some(key) = &request.key {
-                invocation.key(publish_key(key));
-            }
-            invocation
-                .arg(new_epoch())
-                .arg(&request.data)
-                .arg(ts)
-                .arg(keep)
-                .arg(ttl_ms)
-                .arg(request.deadline_ms)
-                .arg(&request.feed);
-            invocation
-        })
+    let invocation = |request: &AppendRequest| {
+        let mut invocation = scripts.append.prepare_invoke();
+        invocation
+            .key(meta_key(&request.feed))
+            .key(stream_key(&request.feed));
+        if let Some(key) = &request.key {
+            invocation.key(publish_key(key));
+        }
+        invocation
+            .arg(new_epoch())
+            .arg(&request.data)
+            .arg(ts)
+            .arg(keep)
+            .arg(ttl_ms)
+            .arg(request.deadline_ms)
+            .arg(&request.feed);
+        invocation
+    };
+    let invocations: Vec<_> = batch.iter().map(invocation).collect();
+    let mut outcomes = run_pipeline(connection, &invocations, batch).await;
+    // A Redis that restarted has forgotten the script: nothing that got
+    // NOSCRIPT ran, so those publishes can be sent again once it is loaded.
+    let forgotten: Vec<usize> = (0..outcomes.len())
+        .filter(|&i| matches!(&outcomes[i], Err(Failure::NoScript)))
         .collect();
-    let failed = |err: LogError| batch.iter().map(|_| Err(err.clone())).collect();
-    // Loading first makes the pipeline's EVALSHA find the script after a
-    // Redis restart emptied its script cache.
-    if let Err(err) = bounded(scripts.append.prepare_invoke().load_async(connection)).await {
-        return failed(err);
+    if !forgotten.is_empty() {
+        match bounded(scripts.append.prepare_invoke().load_async(connection)).await {
+            Ok(_) => {
+                let again: Vec<_> = forgotten.iter().map(|&i| invocation(&batch[i])).collect();
+                let retried = run_pipeline(connection, &again, batch).await;
+                for (i, outcome) in forgotten.into_iter().zip(retried) {
+                    outcomes[i] = outcome;
+                }
+            }
+            Err(err) => {
+                for i in forgotten {
+                    outcomes[i] = Err(Failure::Other(err.clone()));
+                }
+            }
+        }
     }
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.map_err(|failure| match failure {
+                Failure::NoScript => unavailable("the append script is not loaded"),
+                Failure::Other(err) => err,
+            })
+        })
+        .collect()
+}
+
+enum Failure {
+    NoScript,
+    Other(LogError),
+}
+
+/// Runs the invocations in one pipeline, each with its own outcome; none
+/// is answered after the earliest deadline in `batch`.
+async fn run_pipeline(
+    connection: &mut ConnectionManager,
+    invocations: &[redis::ScriptInvocation<'_>],
+    batch: &[AppendRequest],
+) -> Vec<Result<Accepted, Failure>> {
+    let failed = |err: LogError| {
+        invocations
+            .iter()
+            .map(|_| Err(Failure::Other(err.clone())))
+            .collect()
+    };
     let mut pipeline = redis::pipe();
     pipeline.ignore_errors();
-    for invocation in &invocations {
+    for invocation in invocations {
         pipeline.invoke_script(invocation);
     }
     let deadline = batch.iter().map(|r| r.deadline_ms).min().unwrap_or(0);
@@ -337,10 +387,14 @@ async fn append_batch(
     match answered {
         Ok(Ok(results)) => results
             .into_iter()
-            .map(|result| {
-                result
-                    .map(|(feed, seq)| Accepted { feed, seq })
-                    .map_err(unavailable)
+            .map(|result| match result {
+                Ok((feed, seq)) => Ok(Accepted { feed, seq }),
+                Err(err)
+                    if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    Err(Failure::NoScript)
+                }
+                Err(err) => Err(Failure::Other(unavailable(err))),
             })
             .collect(),
         Ok(Err(err)) => failed(unavailable(err)),
