@@ -7,6 +7,8 @@
 //!   reach subscribers on every node in order, and a node killed with
 //!   SIGKILL mid-stream moves its clients to the others with nothing lost
 //!   or repeated;
+//! - a Redis that comes back empty: its subscribers are told to subscribe
+//!   again and deliver a reset marker, never a silent stall;
 //! - Redis killed and started again under load: no acknowledgement for an
 //!   event that was not stored, no acknowledged event lost, subscribers
 //!   stay connected.
@@ -433,5 +435,42 @@ async fn redis_killed_under_load_acks_only_what_it_stored_and_loses_none_of_it()
     );
     publisher.shutdown().await;
     subscriber.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_redis_that_comes_back_empty_yields_a_reset_marker() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let server = server_on(&LogSpec::Redis(redis.url()), "127.0.0.1:0".parse().unwrap()).await;
+    let (engine, mut deliveries) = open_engine(fast_config(&server.url(), TOKEN));
+    let mut events = engine.events();
+    engine.subscribe("f", StartFrom::Beginning).await.unwrap();
+    engine.connect().await.unwrap();
+    wait_open(&mut events).await;
+    for n in 1..=3 {
+        server.publish("f", &data(n)).await.unwrap();
+    }
+    let mut seen = Seen::default();
+    collect_until(&mut deliveries, &mut seen, 3).await;
+    let (old_epoch, _) = server.head("f").await.unwrap().unwrap();
+
+    redis.kill();
+    redis.forget_data();
+    redis.resume().await;
+    let closed = wait_history(&mut events, HistoryKind::Disconnected).await;
+    assert_eq!(closed.details["close_code"], 1012, "{closed:?}");
+    for n in 1..=2 {
+        server.publish("f", &data(n)).await.unwrap();
+    }
+    collect_until(&mut deliveries, &mut seen, 5).await;
+    let (new_epoch, _) = server.head("f").await.unwrap().unwrap();
+    assert_ne!(new_epoch, old_epoch);
+    let mut expected = seqs(1..=3);
+    expected.push(Item::Reset(new_epoch));
+    expected.extend(seqs(1..=2));
+    assert_eq!(seen.feed("f"), expected);
+    engine.shutdown().await;
     server.shutdown().await;
 }

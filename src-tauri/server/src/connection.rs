@@ -126,6 +126,7 @@ pub(crate) async fn serve(
         queue_tx,
         queue_rx,
         overflowed: Arc::new(Notify::new()),
+        log_restarted: Arc::new(Notify::new()),
         pending_acks: FuturesOrdered::new(),
     };
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
@@ -145,6 +146,7 @@ struct Connection {
     queue_tx: mpsc::Sender<Utf8Bytes>,
     queue_rx: mpsc::Receiver<Utf8Bytes>,
     overflowed: Arc<Notify>,
+    log_restarted: Arc<Notify>,
     pending_acks: FuturesOrdered<PendingAck>,
 }
 
@@ -194,6 +196,9 @@ impl Connection {
         let overflowed = self.overflowed.clone();
         let overflow = overflowed.notified();
         tokio::pin!(overflow);
+        let log_restarted = self.log_restarted.clone();
+        let restarted = log_restarted.notified();
+        tokio::pin!(restarted);
         loop {
             let outgoing = tokio::select! {
                 biased;
@@ -217,6 +222,12 @@ impl Connection {
                     self.close(CloseCode::from(holdline_protocol::close::SLOW_CONSUMER),
                         "slow consumer: backlog dropped").await;
                     return "slow consumer";
+                }
+                () = &mut restarted => {
+                    // The client resubscribes with its cursor and hears of
+                    // the new epoch (a reset marker) from the answer.
+                    self.close(CloseCode::Restart, "the feed log lost its data; subscribe again").await;
+                    return "feed log restarted";
                 }
                 frame = self.queue_rx.recv() => {
                     let Some(first) = frame else { return "queue closed" };
@@ -334,6 +345,7 @@ impl Connection {
                     client_id: self.client_id,
                     queue: self.queue_tx.clone(),
                     overflowed: self.overflowed.clone(),
+                    log_restarted: self.log_restarted.clone(),
                 };
                 let subscription = match self
                     .shared

@@ -18,10 +18,15 @@ pub struct Subscriber {
     pub queue: mpsc::Sender<Utf8Bytes>,
     /// Told when the queue overflowed: the client is a slow consumer.
     pub overflowed: Arc<Notify>,
+    /// Told when the log lost a feed's numbering under this subscriber
+    /// (a Redis that came back empty): the client must subscribe again.
+    pub log_restarted: Arc<Notify>,
 }
 
 /// A feed with subscribers on this node.
 struct LocalFeed {
+    /// The epoch its subscribers were told.
+    epoch: Arc<str>,
     /// The last `seq` fanned out here; a subscriber registered now gets
     /// everything after it live.
     head: u64,
@@ -41,15 +46,26 @@ impl FeedHub {
     /// Adds `subscriber` to the feed, which starts at `log_head` if this
     /// node had no subscribers for it; returns the head it joined at.
     /// The log calls this where no event can be stored unseen in between.
-    pub fn register(&self, feed: &str, log_head: u64, subscriber: Subscriber) -> u64 {
+    pub fn register(&self, feed: &str, epoch: &str, log_head: u64, subscriber: Subscriber) -> u64 {
         // The map stays locked until the subscriber is in, so a last
         // unsubscribe cannot remove the feed in between.
         let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        let stale = feeds
+            .get(feed)
+            .is_some_and(|local| *local.lock().unwrap_or_else(|p| p.into_inner()).epoch != *epoch);
+        if stale {
+            // The log started the feed again: what this node fanned out
+            // belongs to an epoch that is gone.
+            if let Some(old) = feeds.remove(feed) {
+                restart(&old);
+            }
+        }
         let created = !feeds.contains_key(feed);
         let local = feeds
             .entry(Arc::from(feed))
             .or_insert_with(|| {
                 Arc::new(Mutex::new(LocalFeed {
+                    epoch: Arc::from(epoch),
                     head: log_head,
                     subscribers: Vec::new(),
                 }))
@@ -115,16 +131,37 @@ impl FeedHub {
         removed
     }
 
-    /// The feeds with subscribers here and the last `seq` fanned out.
-    pub fn followed(&self) -> Vec<(Arc<str>, u64)> {
+    /// The feeds with subscribers here: name, epoch, last `seq` fanned out.
+    pub fn followed(&self) -> Vec<(Arc<str>, Arc<str>, u64)> {
         let feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
         feeds
             .iter()
             .map(|(name, local)| {
-                let head = local.lock().unwrap_or_else(|p| p.into_inner()).head;
-                (name.clone(), head)
+                let local = local.lock().unwrap_or_else(|p| p.into_inner());
+                (name.clone(), local.epoch.clone(), local.head)
             })
             .collect()
+    }
+
+    /// The log no longer has the feed's epoch: every subscriber here is
+    /// told to subscribe again (and hears of the new epoch then).
+    pub fn restart_feed(&self, feed: &str) {
+        let removed = self
+            .feeds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(feed);
+        if let Some(local) = removed {
+            restart(&local);
+            self.followed_changed.notify_one();
+        }
+    }
+}
+
+fn restart(local: &Mutex<LocalFeed>) {
+    let local = local.lock().unwrap_or_else(|p| p.into_inner());
+    for subscriber in &local.subscribers {
+        subscriber.log_restarted.notify_one();
     }
 }
 

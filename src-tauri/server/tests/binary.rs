@@ -340,3 +340,130 @@ async fn no_token_refuses_to_start_unless_told_so() {
         .unwrap();
     assert_eq!(next_json(&mut client).await["type"], "welcome");
 }
+
+#[tokio::test]
+async fn a_bad_log_setting_is_refused_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let text_file = dir.path().join("notes.txt");
+    std::fs::write(&text_file, "not a database").unwrap();
+    let unused_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cases = [
+        ("postgres://db/feeds".to_owned(), 2, "unknown log"),
+        (
+            format!("sqlite:{}", text_file.display()),
+            1,
+            "not a usable SQLite log",
+        ),
+        (
+            format!("redis://127.0.0.1:{unused_port}/"),
+            1,
+            "cannot reach Redis",
+        ),
+    ];
+    for (log, code, says) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_holdline-server"))
+            .args(["--listen", "127.0.0.1:0", "--token", TOKEN, "--log", &log])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{log}: {stderr}");
+        assert!(stderr.contains(says), "{log}: {stderr}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&text_file).unwrap(),
+        "not a database",
+        "the file is left alone"
+    );
+}
+
+/// SIGKILL in the middle of a stream of publishes: every publish that was
+/// acknowledged is in the log after the restart, once, in the same epoch.
+#[tokio::test]
+async fn a_sqlite_log_keeps_every_acknowledged_publish_across_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = format!("sqlite:{}", dir.path().join("feeds.db").display());
+    let args = ["--token", TOKEN, "--log", &log];
+    let (mut server, url) = spawn_server(&args).await;
+    let (mut client, _) = connect(&url, &authorized()).await.unwrap();
+    assert_eq!(next_json(&mut client).await["type"], "welcome");
+    let subscribe = json!({"type": "subscribe", "id": "s", "feed": "f"});
+    client
+        .send(Message::text(subscribe.to_string()))
+        .await
+        .unwrap();
+    let epoch = next_json(&mut client).await["epoch"].clone();
+    for n in 1..=400 {
+        let publish =
+            json!({"type": "publish", "id": format!("k-{n}"), "feed": "f", "data": {"n": n}});
+        client
+            .send(Message::text(publish.to_string()))
+            .await
+            .unwrap();
+    }
+    let mut acked = Vec::new();
+    while acked.len() < 100 {
+        let frame = next_json(&mut client).await;
+        if frame["type"] == "event" {
+            continue;
+        }
+        assert_eq!(frame["type"], "ack", "{frame}");
+        acked.push((
+            frame["id"].as_str().unwrap().to_owned(),
+            frame["seq"].as_u64().unwrap(),
+        ));
+    }
+    // Publishes are still arriving and being stored: kill now.
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
+    while let Some(Ok(Message::Text(text))) = client.next().await {
+        let frame: Value = serde_json::from_str(&text).unwrap();
+        if frame["type"] == "ack" {
+            acked.push((
+                frame["id"].as_str().unwrap().to_owned(),
+                frame["seq"].as_u64().unwrap(),
+            ));
+        }
+    }
+
+    let (_server, url) = spawn_server(&args).await;
+    let (mut client, _) = connect(&url, &authorized()).await.unwrap();
+    assert_eq!(next_json(&mut client).await["type"], "welcome");
+    client
+        .send(Message::text(
+            json!({"type": "subscribe", "id": "s", "feed": "f", "since": 0}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let subscribed = next_json(&mut client).await;
+    assert_eq!(subscribed["epoch"], epoch, "the epoch outlives the process");
+    let head = subscribed["head"].as_u64().unwrap();
+    assert!(
+        head >= acked.len() as u64,
+        "{subscribed}: {} acked",
+        acked.len()
+    );
+    let mut stored = Vec::new();
+    while (stored.len() as u64) < head {
+        let event = next_json(&mut client).await;
+        assert_eq!(event["seq"], stored.len() as u64 + 1, "{event}");
+        stored.push(event["data"]["n"].as_u64().unwrap());
+    }
+    assert_eq!(
+        stored,
+        (1..=head).collect::<Vec<_>>(),
+        "stored in the order sent, once"
+    );
+    for (id, seq) in &acked {
+        let n: u64 = id.trim_start_matches("k-").parse().unwrap();
+        assert_eq!(
+            stored.get(*seq as usize - 1),
+            Some(&n),
+            "acked {id} as seq {seq}"
+        );
+    }
+}

@@ -131,6 +131,20 @@ impl RedisServer {
         .expect("redis-server said it is ready before it exited");
     }
 
+    /// Deletes everything Redis stored (it must be stopped): the next
+    /// [`RedisServer::resume`] starts empty, as a Redis without
+    /// persistence does after a restart.
+    pub fn forget_data(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "stop Redis before forgetting its data"
+        );
+        for entry in std::fs::read_dir(self.dir.path()).expect("Redis's directory") {
+            let path = entry.expect("an entry").path();
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+        }
+    }
+
     /// SIGKILL to Redis and its children; waits until it is gone.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

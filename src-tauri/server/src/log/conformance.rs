@@ -78,6 +78,7 @@ fn subscriber(id: u64, capacity: usize) -> (Subscriber, mpsc::Receiver<Utf8Bytes
             client_id: id,
             queue,
             overflowed: overflowed.clone(),
+            log_restarted: Arc::new(Notify::new()),
         },
         rx,
         overflowed,

@@ -80,7 +80,7 @@ impl MemoryLog {
     pub fn register(&self, name: &str, subscriber: Subscriber) -> Registered {
         let feed = self.feed(name);
         let feed = feed.lock().unwrap_or_else(|p| p.into_inner());
-        let head = self.hub.register(name, feed.head, subscriber);
+        let head = self.hub.register(name, &feed.epoch, feed.head, subscriber);
         Registered {
             epoch: feed.epoch.to_string(),
             head,

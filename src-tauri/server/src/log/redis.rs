@@ -183,7 +183,7 @@ impl RedisLog {
         .await?;
         // From here the follower reads what comes after the head this
         // node joined at, so nothing stored in between is missed.
-        let head = self.hub.register(feed, log_head, subscriber);
+        let head = self.hub.register(feed, &epoch, log_head, subscriber);
         Ok(Registered { epoch, head })
     }
 
@@ -436,21 +436,34 @@ async fn follow(
         .query_async(&mut reader)
         .await?;
     debug!(reader_id, "following the Redis streams");
+    // On every (re)connection and whenever the streams were quiet for a
+    // whole block: a Redis that came back without its data, or was
+    // flushed, numbers the feeds afresh, and a follower waiting past the
+    // old head would wait for ever.
+    let mut check_epochs = true;
     loop {
         let followed = hub.followed();
         if followed.is_empty() {
             hub.followed_changed.notified().await;
             continue;
         }
-        let keys: Vec<String> = followed.iter().map(|(feed, _)| stream_key(feed)).collect();
+        if check_epochs {
+            check_epochs = false;
+            restart_lost_feeds(control, hub, &followed).await?;
+            continue;
+        }
+        let keys: Vec<String> = followed
+            .iter()
+            .map(|(feed, _, _)| stream_key(feed))
+            .collect();
         let ids: Vec<String> = followed
             .iter()
-            .map(|(_, head)| format!("{head}-0"))
+            .map(|(_, _, head)| format!("{head}-0"))
             .collect();
         let names: HashMap<&str, &str> = keys
             .iter()
             .zip(&followed)
-            .map(|(key, (feed, _))| (key.as_str(), &**feed))
+            .map(|(key, (feed, _, _))| (key.as_str(), &**feed))
             .collect();
         let options = StreamReadOptions::default()
             .block(FOLLOW_BLOCK.as_millis() as usize)
@@ -469,7 +482,10 @@ async fn follow(
                 reading.await?
             }
         };
-        let Some(reply) = reply else { continue };
+        let Some(reply) = reply else {
+            check_epochs = true;
+            continue;
+        };
         for stream in reply.keys {
             let Some(feed) = names.get(stream.key.as_str()) else {
                 continue;
@@ -487,6 +503,27 @@ async fn follow(
             }
         }
     }
+}
+
+/// Tells the subscribers of every followed feed whose epoch Redis no
+/// longer has to subscribe again.
+async fn restart_lost_feeds(
+    control: &mut ConnectionManager,
+    hub: &FeedHub,
+    followed: &[(Arc<str>, Arc<str>, u64)],
+) -> RedisResult<()> {
+    let mut pipeline = redis::pipe();
+    for (feed, _, _) in followed {
+        pipeline.hget(meta_key(feed), "epoch");
+    }
+    let epochs: Vec<Option<String>> = pipeline.query_async(control).await?;
+    for ((feed, epoch, _), now) in followed.iter().zip(epochs) {
+        if now.as_deref() != Some(&**epoch) {
+            warn!(%feed, "Redis lost the feed's epoch: its subscribers subscribe again");
+            hub.restart_feed(feed);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

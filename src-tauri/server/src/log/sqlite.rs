@@ -184,7 +184,7 @@ impl SqliteLog {
             return Err(unavailable("the feed was not created"));
         };
         // Under the heads' lock the writer cannot fan out in between.
-        let head = self.hub.register(feed, log_head, subscriber);
+        let head = self.hub.register(feed, &epoch, log_head, subscriber);
         Ok(Registered {
             epoch: epoch.to_string(),
             head,
