@@ -297,6 +297,46 @@ async fn three_nodes_on_one_redis_lose_nothing_when_one_is_killed() {
     }
 }
 
+/// Publishes `range` with ids `r-N` and waits for every answer.
+async fn publish_all(
+    publisher: &holdline_engine::Engine,
+    range: std::ops::RangeInclusive<u64>,
+) -> Vec<(u64, Result<holdline_engine::PublishAck, PublishError>)> {
+    let mut pending = Vec::new();
+    for n in range {
+        let id = Some(format!("r-{n}"));
+        pending.push((n, publisher.publish("f", data(n), id).await.unwrap()));
+    }
+    let mut answers = Vec::new();
+    for (n, publish) in pending {
+        answers.push((n, within(WAIT, "an answer to every publish", publish).await));
+    }
+    answers
+}
+
+/// Which publishes were acknowledged (and as which seq) and which were
+/// answered `internal`; any other answer fails the test.
+#[derive(Default)]
+struct Outcomes {
+    acked: BTreeMap<u64, u64>,
+    refused: BTreeSet<u64>,
+}
+
+impl Outcomes {
+    fn record(&mut self, n: u64, answer: Result<holdline_engine::PublishAck, PublishError>) {
+        match answer {
+            Ok(ack) => {
+                self.acked.insert(n, ack.seq.expect("a seq"));
+            }
+            Err(PublishError::Rejected { server_code, .. }) => {
+                assert_eq!(server_code, "internal", "publish {n}");
+                self.refused.insert(n);
+            }
+            Err(other) => panic!("publish {n}: {other:?}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_under_load_acks_only_what_it_stored_and_loses_none_of_it() {
     let Some(mut redis) = RedisServer::start().await else {
@@ -314,75 +354,28 @@ async fn redis_killed_under_load_acks_only_what_it_stored_and_loses_none_of_it()
     let (publisher, _) = open_engine(fast_config(&server.url(), TOKEN));
     publisher.connect().await.unwrap();
 
-    let mut acked = BTreeMap::new();
-    let mut refused = BTreeSet::new();
-    let publish_round =
-        async |from: u64, to: u64, acked: &mut BTreeMap<u64, u64>, refused: &mut BTreeSet<u64>| {
-            let mut pending = Vec::new();
-            for n in from..=to {
-                pending.push((
-                    n,
-                    publisher
-                        .publish("f", data(n), Some(format!("r-{n}")))
-                        .await
-                        .unwrap(),
-                ));
-            }
-            for (n, publish) in pending {
-                match within(WAIT, "an answer to every publish", publish).await {
-                    Ok(ack) => {
-                        acked.insert(n, ack.seq.expect("a seq"));
-                    }
-                    Err(PublishError::Rejected { server_code, .. }) => {
-                        assert_eq!(server_code, "internal");
-                        refused.insert(n);
-                    }
-                    Err(other) => panic!("publish {n}: {other:?}"),
-                }
-            }
-        };
-    publish_round(1, 100, &mut acked, &mut refused).await;
-    assert_eq!(acked.len(), 100, "Redis up: every publish acked");
+    let mut outcomes = Outcomes::default();
+    for (n, answer) in publish_all(&publisher, 1..=100).await {
+        outcomes.record(n, answer);
+    }
+    assert_eq!(outcomes.acked.len(), 100, "Redis up: every publish acked");
     // Redis dies while publishes are in flight, and stays away a while.
     let in_flight = tokio::spawn({
         let publisher = publisher.clone();
-        async move {
-            let mut answers = Vec::new();
-            for n in 101..=300 {
-                answers.push((
-                    n,
-                    publisher
-                        .publish("f", data(n), Some(format!("r-{n}")))
-                        .await
-                        .unwrap(),
-                ));
-            }
-            let mut outcomes = Vec::new();
-            for (n, publish) in answers {
-                outcomes.push((
-                    n,
-                    within(WAIT, "an answer while Redis is away", publish).await,
-                ));
-            }
-            outcomes
-        }
+        async move { publish_all(&publisher, 101..=300).await }
     });
     redis.kill();
-    for (n, outcome) in in_flight.await.unwrap() {
-        match outcome {
-            Ok(ack) => {
-                acked.insert(n, ack.seq.expect("a seq"));
-            }
-            Err(PublishError::Rejected { server_code, .. }) => {
-                assert_eq!(server_code, "internal");
-                refused.insert(n);
-            }
-            Err(other) => panic!("publish {n}: {other:?}"),
-        }
+    for (n, answer) in in_flight.await.unwrap() {
+        outcomes.record(n, answer);
     }
+    let Outcomes { mut acked, refused } = outcomes;
     assert!(!refused.is_empty(), "some publishes met Redis away");
     redis.resume().await;
-    publish_round(301, 400, &mut acked, &mut refused).await;
+    let mut after = Outcomes::default();
+    for (n, answer) in publish_all(&publisher, 301..=400).await {
+        after.record(n, answer);
+    }
+    acked.extend(after.acked);
     assert!(
         (301..=400).all(|n| acked.contains_key(&n)),
         "Redis back: publishes acked again"

@@ -100,6 +100,13 @@ pub enum LogError {
     Unavailable(String),
 }
 
+impl LogError {
+    /// The server is stopping: its log takes nothing more.
+    pub fn closed() -> LogError {
+        LogError::Unavailable("the log is closed".into())
+    }
+}
+
 /// How long a log may take before a publish or subscribe is answered
 /// `internal`; a durable log's store is on the other side of a socket or a
 /// disk that may hang.

@@ -159,10 +159,7 @@ impl RedisLog {
             answer,
         };
         if let Err(refused) = self.appends.send(request) {
-            let _ = refused
-                .0
-                .answer
-                .send(Err(LogError::Unavailable("the log is closed".into())));
+            let _ = refused.0.answer.send(Err(LogError::closed()));
         }
         Appending::Waiting(waiting)
     }

@@ -154,7 +154,7 @@ impl SqliteLog {
             answer,
         };
         if let Err(Request::Append { answer, .. }) = self.send(request) {
-            let _ = answer.send(Err(LogError::Unavailable("the log is closed".into())));
+            let _ = answer.send(Err(LogError::closed()));
         }
         Appending::Waiting(waiting)
     }
@@ -171,7 +171,7 @@ impl SqliteLog {
                 answer,
             };
             if self.send(request).is_err() {
-                return Err(LogError::Unavailable("the log is closed".into()));
+                return Err(LogError::closed());
             }
             match tokio::time::timeout(LOG_TIMEOUT, created).await {
                 Ok(Ok(outcome)) => outcome?,
