@@ -321,3 +321,42 @@ async fn an_unreachable_redis_is_named() {
     );
     assert!(!err.contains("secret"), "{err}");
 }
+
+/// Two nodes on one Redis: a publish through either reaches subscribers
+/// of both in order, and a publish id accepted by one is known to the other.
+#[tokio::test]
+async fn nodes_sharing_a_redis_share_numbering_fan_out_and_publish_ids() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let place = Place {
+        spec: LogSpec::Redis(redis.url()),
+        retain: 100,
+        _dir: tempfile::tempdir().unwrap(),
+        _redis: None,
+    };
+    let (first, second) = (place.open().await, place.open().await);
+    let (sub, mut on_first, _) = subscriber(1, 64);
+    first.subscribe("f", None, None, sub).await.unwrap();
+    let (sub, mut on_second, _) = subscriber(2, 64);
+    second.subscribe("f", None, None, sub).await.unwrap();
+    let key = PublishKey {
+        principal: Principal::for_token("me"),
+        id: "once".into(),
+    };
+    let accepted = first.publish("f", &data(1), Some(key.clone())).await.unwrap();
+    assert_eq!(
+        second.publish("f", &data(1), Some(key)).await.unwrap(),
+        accepted,
+        "the other node knows the id"
+    );
+    assert_eq!(publish(&second, "f", 2).await, 2);
+    assert_eq!(publish(&first, "f", 3).await, 3);
+    for rx in [&mut on_first, &mut on_second] {
+        for n in 1..=3 {
+            assert_eq!(next_seq(rx).await, n);
+        }
+    }
+    first.log.close().await;
+    second.log.close().await;
+}
