@@ -22,6 +22,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::ledger::{OutputLedger, Recovery};
 use crate::output::{Output, describe_event};
+use holdline_engine::decode::Decoder;
 
 /// The engine hands each event from its socket thread to the consumer's;
 /// mimalloc frees across threads without contending on one arena lock.
@@ -143,6 +144,11 @@ struct TailArgs {
     /// Exit after this many event lines.
     #[arg(long, value_name = "N")]
     max_events: Option<u64>,
+    /// Read binary payloads (`{"hex": …}`) as `msgpack`, `cbor` or
+    /// `protobuf:FILE:MESSAGE` (FILE a `.proto` file or a descriptor set);
+    /// a payload that does not decode stays hex, with the reason in `meta`.
+    #[arg(long, value_name = "FORMAT")]
+    decode: Option<String>,
     /// Append the lines to FILE instead of stdout. FILE is then also the
     /// record of progress (cursors in FILE.holdline.json): a restart, even
     /// after `kill -9`, continues right after its last complete line, so
@@ -379,11 +385,19 @@ async fn tail(args: TailArgs) -> u8 {
         complain("name at least one --feed to follow");
         return exit::USAGE;
     }
+    let decoder = match args.decode.as_deref().map(Decoder::parse).transpose() {
+        Ok(decoder) => decoder,
+        Err(err) => {
+            complain(&format!("--decode: {err}"));
+            return exit::USAGE;
+        }
+    };
     let token = resolve_token(&url, url_token);
-    let (stores, mut output) = match open_progress(&args, url.server_key()) {
+    let (stores, output) = match open_progress(&args, url.server_key()) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
+    let mut output = output.decoding(decoder);
     let config = match engine_config(url, token, &args.connection, profile) {
         Ok(config) => config,
         Err(code) => return code,

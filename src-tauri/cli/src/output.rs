@@ -5,6 +5,7 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
+use holdline_engine::decode::Decoder;
 use holdline_engine::{Delivery, EngineEvent, Level, RawFrame};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -59,6 +60,7 @@ enum Sink {
 pub struct Output {
     sink: Sink,
     buffer: Vec<u8>,
+    decoder: Option<Decoder>,
 }
 
 impl Output {
@@ -66,6 +68,7 @@ impl Output {
         Output {
             sink: Sink::Stdout(io::stdout().lock()),
             buffer: Vec::with_capacity(512),
+            decoder: None,
         }
     }
 
@@ -73,7 +76,14 @@ impl Output {
         Output {
             sink: Sink::Ledger(ledger),
             buffer: Vec::with_capacity(512),
+            decoder: None,
         }
+    }
+
+    /// Binary payloads of events are written decoded by `decoder`.
+    pub fn decoding(mut self, decoder: Option<Decoder>) -> Self {
+        self.decoder = decoder;
+        self
     }
 
     fn write_line(&mut self, line: &Line<'_>) -> io::Result<()> {
@@ -91,14 +101,31 @@ impl Output {
 
     pub fn write_delivery(&mut self, delivery: &Delivery) -> io::Result<()> {
         let hex;
+        let decoded;
         let line = match delivery {
-            Delivery::Event(e) => Line::Event {
-                feed: &e.feed,
-                seq: e.seq,
-                epoch: e.epoch.as_deref(),
-                data: &e.data,
-                meta: e.meta.as_deref(),
-            },
+            Delivery::Event(e) => {
+                decoded = self.decoder.as_ref().and_then(|decoder| {
+                    decoder
+                        .decode_data(&e.data)
+                        .map(|outcome| decoded_parts(decoder, outcome, e.meta.as_deref()))
+                });
+                match &decoded {
+                    Some((data, meta)) => Line::Event {
+                        feed: &e.feed,
+                        seq: e.seq,
+                        epoch: e.epoch.as_deref(),
+                        data: data.as_deref().unwrap_or(&e.data),
+                        meta: Some(meta),
+                    },
+                    None => Line::Event {
+                        feed: &e.feed,
+                        seq: e.seq,
+                        epoch: e.epoch.as_deref(),
+                        data: &e.data,
+                        meta: e.meta.as_deref(),
+                    },
+                }
+            }
             Delivery::Gap {
                 feed,
                 from,
@@ -137,6 +164,32 @@ impl Output {
 }
 
 /// One readable stderr line per state change and history entry.
+/// The data and meta of an event whose binary payload went through the
+/// decoder: the decoded JSON (or `None`: the hex stays) and the event's
+/// meta with `decoded` (the format) or `decode_error` (why not) added.
+fn decoded_parts(
+    decoder: &Decoder,
+    outcome: Result<serde_json::Value, holdline_engine::decode::DecodeError>,
+    meta: Option<&RawValue>,
+) -> (Option<Box<RawValue>>, Box<RawValue>) {
+    let mut facts = meta
+        .and_then(|meta| serde_json::from_str::<serde_json::Map<_, _>>(meta.get()).ok())
+        .unwrap_or_default();
+    let data = match outcome {
+        Ok(value) => {
+            facts.insert("decoded".into(), decoder.to_string().into());
+            serde_json::value::to_raw_value(&value).ok()
+        }
+        Err(err) => {
+            facts.insert("decode_error".into(), err.to_string().into());
+            None
+        }
+    };
+    let meta = serde_json::value::to_raw_value(&facts)
+        .unwrap_or_else(|_| RawValue::from_string("{}".into()).unwrap_or_default());
+    (data, meta)
+}
+
 pub fn describe_event(event: &EngineEvent) {
     match event {
         EngineEvent::State(state) => {

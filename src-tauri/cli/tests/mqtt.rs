@@ -194,3 +194,63 @@ async fn a_wrong_password_exits_3() {
         refused.stderr
     );
 }
+
+/// `--decode msgpack`: a MessagePack payload made by npm's
+/// `@msgpack/msgpack` is printed as JSON; one that is not MessagePack
+/// stays hex with the reason; an unknown format is refused (exit 2).
+#[tokio::test]
+async fn tail_decodes_binary_payloads_and_keeps_the_undecodable_as_hex() {
+    let mut broker = broker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let profile = write_profile(dir.path(), &json!({"protocol": "mqtt"}));
+    let refused =
+        run(tail(&broker.url(), &profile, dir.path(), "bin/#").args(["--decode", "avro"])).await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--decode") && refused.stderr.contains("msgpack"),
+        "{}",
+        refused.stderr
+    );
+
+    let value = json!({"sym": "HOLD", "px": 101.25, "levels": [1, 2, 3]});
+    let payload = holdline_testkit::npm_encoders::encode_with_npm(&[
+        json!({"format": "msgpack", "value": value}),
+    ])
+    .remove(0);
+    let child = tail(&broker.url(), &profile, dir.path(), "bin/#")
+        .args(["--decode", "msgpack", "--max-events", "2"])
+        .spawn()
+        .unwrap();
+    broker.wait_for_count("subscribe", 1).await;
+    broker.publish_bytes("bin/packed", &payload, 1).await;
+    broker
+        .publish_bytes("bin/other", &[0xc1, 0x00, 0xff], 1)
+        .await;
+    let output = within(WAIT, "the decoding run", child.wait_with_output())
+        .await
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<Value> = output
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| serde_json::from_slice(line).unwrap())
+        .collect();
+    assert_eq!(lines[0]["data"], value, "{}", lines[0]);
+    assert_eq!(lines[0]["meta"]["decoded"], "msgpack");
+    assert_eq!(lines[0]["meta"]["topic"], "bin/packed");
+    assert_eq!(lines[1]["data"], json!({"hex": "c100ff"}), "{}", lines[1]);
+    assert!(
+        lines[1]["meta"]["decode_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not MessagePack"),
+        "{}",
+        lines[1]
+    );
+}

@@ -7,6 +7,7 @@ pub mod mqtt_broker;
 #[cfg(target_os = "linux")]
 pub mod nginx;
 pub mod node_server;
+pub mod npm_encoders;
 pub mod pki;
 mod proxy;
 pub mod redis_server;

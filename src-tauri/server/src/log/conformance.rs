@@ -344,7 +344,10 @@ async fn nodes_sharing_a_redis_share_numbering_fan_out_and_publish_ids() {
         principal: Principal::for_token("me"),
         id: "once".into(),
     };
-    let accepted = first.publish("f", &data(1), Some(key.clone())).await.unwrap();
+    let accepted = first
+        .publish("f", &data(1), Some(key.clone()))
+        .await
+        .unwrap();
     assert_eq!(
         second.publish("f", &data(1), Some(key)).await.unwrap(),
         accepted,
