@@ -144,8 +144,9 @@ struct TailArgs {
     /// Exit after this many event lines.
     #[arg(long, value_name = "N")]
     max_events: Option<u64>,
-    /// Read binary payloads (`{"hex": …}`) as `msgpack`, `cbor` or
-    /// `protobuf:FILE:MESSAGE` (FILE a `.proto` file or a descriptor set);
+    /// Read binary payloads (`{"hex": …}`) as `msgpack`, `cbor`,
+    /// `protobuf:FILE:MESSAGE` (FILE a `.proto` file or a descriptor set) or
+    /// `auto` (MessagePack or CBOR, whichever reads it as one map or array);
     /// a payload that does not decode stays hex, with the reason in `meta`.
     #[arg(long, value_name = "FORMAT")]
     decode: Option<String>,

@@ -107,7 +107,7 @@ impl Output {
                 decoded = self.decoder.as_ref().and_then(|decoder| {
                     decoder
                         .decode_data(&e.data)
-                        .map(|outcome| decoded_parts(decoder, outcome, e.meta.as_deref()))
+                        .map(|outcome| decoded_parts(outcome, e.meta.as_deref()))
                 });
                 match &decoded {
                     Some((data, meta)) => Line::Event {
@@ -166,18 +166,18 @@ impl Output {
 /// One readable stderr line per state change and history entry.
 /// The data and meta of an event whose binary payload went through the
 /// decoder: the decoded JSON (or `None`: the hex stays) and the event's
-/// meta with `decoded` (the format) or `decode_error` (why not) added.
+/// meta with `decoded` (the format that read it) or `decode_error` (why
+/// not) added.
 fn decoded_parts(
-    decoder: &Decoder,
-    outcome: Result<serde_json::Value, holdline_engine::decode::DecodeError>,
+    outcome: Result<(serde_json::Value, String), holdline_engine::decode::DecodeError>,
     meta: Option<&RawValue>,
 ) -> (Option<Box<RawValue>>, Box<RawValue>) {
     let mut facts = meta
         .and_then(|meta| serde_json::from_str::<serde_json::Map<_, _>>(meta.get()).ok())
         .unwrap_or_default();
     let data = match outcome {
-        Ok(value) => {
-            facts.insert("decoded".into(), decoder.to_string().into());
+        Ok((value, format)) => {
+            facts.insert("decoded".into(), format.into());
             serde_json::value::to_raw_value(&value).ok()
         }
         Err(err) => {

@@ -21,6 +21,9 @@ pub use self::protobuf::ProtobufDecoder;
 /// How a feed's binary payloads are read.
 #[derive(Debug, Clone)]
 pub enum Decoder {
+    /// MessagePack or CBOR, whichever reads the whole payload as one map or
+    /// array (a lone number or string could be either, or neither).
+    Detect,
     MessagePack,
     Cbor,
     Protobuf(ProtobufDecoder),
@@ -29,7 +32,7 @@ pub enum Decoder {
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum DecoderSettingError {
     #[error(
-        "unknown decoder {0:?}: use msgpack, cbor or protobuf:FILE:MESSAGE (FILE a .proto file or a descriptor set)"
+        "unknown decoder {0:?}: use auto, msgpack, cbor or protobuf:FILE:MESSAGE (FILE a .proto file or a descriptor set)"
     )]
     Unknown(String),
     #[error(
@@ -48,9 +51,10 @@ pub struct DecodeError {
 }
 
 impl Decoder {
-    /// `msgpack`, `cbor` or `protobuf:FILE:MESSAGE`.
+    /// `auto`, `msgpack`, `cbor` or `protobuf:FILE:MESSAGE`.
     pub fn parse(setting: &str) -> Result<Decoder, DecoderSettingError> {
         match setting {
+            "auto" => return Ok(Decoder::Detect),
             "msgpack" | "messagepack" => return Ok(Decoder::MessagePack),
             "cbor" => return Ok(Decoder::Cbor),
             _ => {}
@@ -70,18 +74,25 @@ impl Decoder {
 
     /// The payload's bytes as JSON.
     pub fn decode(&self, bytes: &[u8]) -> Result<Value, DecodeError> {
+        self.decode_naming(bytes).map(|(value, _)| value)
+    }
+
+    /// The payload's bytes as JSON, with the format that read them (the
+    /// one detected, for `auto`).
+    pub fn decode_naming(&self, bytes: &[u8]) -> Result<(Value, String), DecodeError> {
         match self {
-            Decoder::MessagePack => msgpack::decode(bytes),
-            Decoder::Cbor => cbor::decode(bytes),
-            Decoder::Protobuf(decoder) => decoder.decode(bytes),
+            Decoder::Detect => detect(bytes),
+            Decoder::MessagePack => msgpack::decode(bytes).map(|v| (v, self.to_string())),
+            Decoder::Cbor => cbor::decode(bytes).map(|v| (v, self.to_string())),
+            Decoder::Protobuf(decoder) => decoder.decode(bytes).map(|v| (v, self.to_string())),
         }
     }
 
-    /// An event's `data`: a `{"hex": …}` payload decoded, anything else
-    /// `None` (it is JSON already).
-    pub fn decode_data(&self, data: &RawValue) -> Option<Result<Value, DecodeError>> {
+    /// An event's `data`: a `{"hex": …}` payload decoded (with the format
+    /// that read it), anything else `None` (it is JSON already).
+    pub fn decode_data(&self, data: &RawValue) -> Option<Result<(Value, String), DecodeError>> {
         let bytes = hex_payload(data)?;
-        Some(self.decode(&bytes))
+        Some(self.decode_naming(&bytes))
     }
 }
 
@@ -96,11 +107,30 @@ impl FromStr for Decoder {
 impl fmt::Display for Decoder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Decoder::Detect => f.write_str("auto"),
             Decoder::MessagePack => f.write_str("msgpack"),
             Decoder::Cbor => f.write_str("cbor"),
             Decoder::Protobuf(decoder) => write!(f, "protobuf:{}", decoder.message_name()),
         }
     }
+}
+
+fn detect(bytes: &[u8]) -> Result<(Value, String), DecodeError> {
+    let container = |value: &Value| value.is_object() || value.is_array();
+    if let Ok(value) = msgpack::decode(bytes)
+        && container(&value)
+    {
+        return Ok((value, "msgpack".into()));
+    }
+    if let Ok(value) = cbor::decode(bytes)
+        && container(&value)
+    {
+        return Ok((value, "cbor".into()));
+    }
+    Err(DecodeError {
+        format: "MessagePack or CBOR",
+        reason: "neither reads it as one map or array".into(),
+    })
 }
 
 /// The bytes of a `{"hex": "…"}` payload, the one shape wires give binary
@@ -183,7 +213,7 @@ mod tests {
         // with bytes after it.
         assert_eq!(
             Decoder::Cbor.decode_data(&hex),
-            Some(Ok(serde_json::json!({"x": 1})))
+            Some(Ok((serde_json::json!({"x": 1}), "cbor".into())))
         );
         assert!(matches!(
             Decoder::MessagePack.decode_data(&hex),
@@ -192,7 +222,18 @@ mod tests {
         let msgpack = RawValue::from_string(r#"{"hex":"81a17801"}"#.into()).unwrap();
         assert_eq!(
             Decoder::MessagePack.decode_data(&msgpack),
-            Some(Ok(serde_json::json!({"x": 1})))
+            Some(Ok((serde_json::json!({"x": 1}), "msgpack".into())))
         );
+        // Detected: each as what reads it whole.
+        assert_eq!(
+            Decoder::Detect.decode_data(&msgpack),
+            Some(Ok((serde_json::json!({"x": 1}), "msgpack".into())))
+        );
+        assert_eq!(
+            Decoder::Detect.decode_data(&hex),
+            Some(Ok((serde_json::json!({"x": 1}), "cbor".into())))
+        );
+        let lone = RawValue::from_string(r#"{"hex":"01"}"#.into()).unwrap();
+        assert!(matches!(Decoder::Detect.decode_data(&lone), Some(Err(_))));
     }
 }
