@@ -44,6 +44,13 @@ enum Line<'a> {
         text: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         hex: Option<String>,
+        /// With `--decode`: the binary frame read as JSON, or why not.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<serde_json::Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        decoded: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        decode_error: Option<String>,
     },
     Ack {
         feed: &'a str,
@@ -146,12 +153,24 @@ impl Output {
             Delivery::Raw(RawFrame::Text(text)) => Line::Raw {
                 text: Some(text),
                 hex: None,
+                data: None,
+                decoded: None,
+                decode_error: None,
             },
             Delivery::Raw(RawFrame::Binary(bytes)) => {
                 hex = bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+                let outcome = self.decoder.as_ref().map(|d| d.decode_naming(bytes));
+                let (data, decoded, decode_error) = match outcome {
+                    Some(Ok((value, format))) => (Some(value), Some(format), None),
+                    Some(Err(err)) => (None, None, Some(err.to_string())),
+                    None => (None, None, None),
+                };
                 Line::Raw {
                     text: None,
                     hex: Some(hex),
+                    data,
+                    decoded,
+                    decode_error,
                 }
             }
         };

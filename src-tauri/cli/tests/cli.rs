@@ -472,6 +472,72 @@ async fn tail_prints_raw_frames_from_a_server_without_the_subprotocol() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// `--decode auto` on raw frames: a binary frame made by npm's `cbor-x`
+/// gets its JSON beside the hex; a text frame and an undecodable binary
+/// one are printed as before, the latter with the reason.
+#[tokio::test]
+async fn tail_decodes_raw_binary_frames() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let value = serde_json::json!({"sym": "HOLD", "px": [1, 2.5]});
+    let cbor = holdline_testkit::npm_encoders::encode_with_npm(&[
+        serde_json::json!({"format": "cbor", "value": value}),
+    ])
+    .remove(0);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let cbor = cbor.clone();
+            tokio::spawn(async move {
+                let Ok(mut peer) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                let _ = peer.send(Message::binary(cbor)).await;
+                let _ = peer.send(Message::text("plain text")).await;
+                let _ = peer.send(Message::binary(vec![0x01])).await;
+                futures_util::StreamExt::for_each(peer, |_| async {}).await;
+            });
+        }
+    });
+    let state = tempfile::tempdir().unwrap();
+    let mut child = cli()
+        .args(["tail", &format!("ws://{addr}"), "--protocol", "raw"])
+        .args(["--decode", "auto", "--state-dir"])
+        .arg(state.path())
+        .spawn()
+        .unwrap();
+    let mut stdout = lines(child.stdout.take().unwrap());
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let line = within(WAIT, "a raw line", stdout.next_line())
+            .await
+            .unwrap()
+            .unwrap();
+        got.push(serde_json::from_str::<Value>(&line).unwrap());
+    }
+    assert_eq!(got[0]["data"], value, "{}", got[0]);
+    assert_eq!(got[0]["decoded"], "cbor");
+    assert!(got[0]["hex"].is_string());
+    assert_eq!(
+        got[1],
+        serde_json::json!({"kind": "raw", "text": "plain text"})
+    );
+    assert_eq!(got[2]["hex"], "01");
+    assert!(got[2]["data"].is_null(), "{}", got[2]);
+    assert!(
+        got[2]["decode_error"]
+            .as_str()
+            .unwrap()
+            .contains("map or array"),
+        "{}",
+        got[2]
+    );
+    kill_term(&child);
+    let status = within(WAIT, "exit", child.wait()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
 /// `kill -9` in the middle of a stream: the restarted client never skips an
 /// event. It may repeat those printed after the last cursor write (written
 /// at most every 200 ms); the test prints how many.
