@@ -472,7 +472,7 @@ async fn tail_prints_raw_frames_from_a_server_without_the_subprotocol() {
     assert_eq!(status.code(), Some(0));
 }
 
-/// `--decode auto` on raw frames: a binary frame made by npm's `cbor-x`
+/// `--decode auto` on raw frames: a binary frame made by npm's `cborg`
 /// gets its JSON beside the hex; a text frame and an undecodable binary
 /// one are printed as before, the latter with the reason.
 #[tokio::test]

@@ -198,7 +198,7 @@ async fn a_wrong_password_exits_3() {
 /// `--decode msgpack`: a MessagePack payload made by npm's
 /// `@msgpack/msgpack` is printed as JSON; one that is not MessagePack
 /// stays hex with the reason; an unknown format is refused (exit 2).
-/// `--decode auto` tells a CBOR payload (npm's `cbor-x`) from MessagePack.
+/// `--decode auto` tells a CBOR payload (npm's `cborg`) from MessagePack.
 #[tokio::test]
 async fn tail_decodes_binary_payloads_and_keeps_the_undecodable_as_hex() {
     let mut broker = broker().await;

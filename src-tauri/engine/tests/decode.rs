@@ -1,5 +1,5 @@
 //! Binary payloads made by other implementations (npm's `@msgpack/msgpack`,
-//! `cbor-x` and `protobufjs`, run by the test) read back as JSON by the
+//! `cborg` and `protobufjs`, run by the test) read back as JSON by the
 //! engine's decoders; malformed ones give a reason, never a panic.
 
 use holdline_engine::decode::Decoder;

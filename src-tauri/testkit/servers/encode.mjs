@@ -1,5 +1,5 @@
 // Binary payloads made by other implementations, for Holdline's decoding
-// tests: MessagePack by @msgpack/msgpack, CBOR by cbor-x, Protocol Buffers
+// tests: MessagePack by @msgpack/msgpack, CBOR by cborg, Protocol Buffers
 // by protobufjs. One JSON argument, an array of requests; prints a JSON
 // array with each payload as hex.
 //
@@ -8,7 +8,7 @@
 //   {"format": "descriptor_set", "proto": PATH}   (a FileDescriptorSet)
 
 import { encode as msgpack } from '@msgpack/msgpack';
-import { encode as cbor } from 'cbor-x';
+import { encode as cbor } from 'cborg';
 import protobuf from 'protobufjs';
 import descriptor from 'protobufjs/ext/descriptor/index.js';
 

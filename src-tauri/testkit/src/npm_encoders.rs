@@ -1,6 +1,6 @@
 //! Binary payloads made by other implementations, from npm (pinned in
 //! `servers/package.json`): MessagePack by `@msgpack/msgpack`, CBOR by
-//! `cbor-x`, Protocol Buffers by `protobufjs` (messages, and descriptor
+//! `cborg`, Protocol Buffers by `protobufjs` (messages, and descriptor
 //! sets through its `ext/descriptor`). Runs `servers/encode.mjs` once per
 //! call.
 
