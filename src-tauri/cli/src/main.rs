@@ -22,7 +22,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::ledger::{OutputLedger, Recovery};
 use crate::output::{Output, describe_event};
-use holdline_engine::decode::Decoder;
+use holdline_decode::Decoder;
 
 /// The engine hands each event from its socket thread to the consumer's;
 /// mimalloc frees across threads without contending on one arena lock.

@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use holdline_engine::decode::Decoder;
+use holdline_decode::Decoder;
 use holdline_engine::{Delivery, EngineEvent, Level, RawFrame};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -188,7 +188,7 @@ impl Output {
 /// meta with `decoded` (the format that read it) or `decode_error` (why
 /// not) added.
 fn decoded_parts(
-    outcome: Result<(serde_json::Value, String), holdline_engine::decode::DecodeError>,
+    outcome: Result<(serde_json::Value, String), holdline_decode::DecodeError>,
     meta: Option<&RawValue>,
 ) -> (Option<Box<RawValue>>, Box<RawValue>) {
     let mut facts = meta

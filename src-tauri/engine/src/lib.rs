@@ -13,7 +13,6 @@ pub mod backoff;
 pub mod cause;
 pub mod client_certificate;
 pub mod config;
-pub mod decode;
 pub mod delivery;
 mod dial;
 pub mod error;

@@ -2,7 +2,7 @@
 //! `cborg` and `protobufjs`, run by the test) read back as JSON by the
 //! engine's decoders; malformed ones give a reason, never a panic.
 
-use holdline_engine::decode::Decoder;
+use holdline_decode::Decoder;
 use holdline_testkit::npm_encoders::encode_with_npm;
 use serde_json::{Value, json};
 

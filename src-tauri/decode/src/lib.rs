@@ -1,4 +1,4 @@
-//! Binary payloads read as JSON: MessagePack, CBOR, and Protocol Buffers
+//! Binary feed payloads read as JSON: MessagePack, CBOR, and Protocol Buffers
 //! with the user's `.proto` file or descriptor set. Every wire hands a
 //! payload that is not JSON to its consumer as `{"hex": "…"}`; a decoder
 //! turns those bytes into JSON, or says why it could not (and the payload
