@@ -421,23 +421,13 @@ async fn a_dead_keyring_is_a_clear_error_that_names_the_fix() {
 /// A server that selects no `holdline.v1`: frames are printed raw.
 #[tokio::test]
 async fn tail_prints_raw_frames_from_a_server_without_the_subprotocol() {
-    use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let Ok(mut peer) = tokio_tungstenite::accept_async(stream).await else {
-                    return;
-                };
-                let _ = peer.send(Message::text("plain text")).await;
-                let _ = peer.send(Message::binary(vec![0xde, 0xad])).await;
-                let _ = peer.send(Message::text("{\"type\":\"event\"}")).await;
-                futures_util::StreamExt::for_each(peer, |_| async {}).await;
-            });
-        }
-    });
+    let addr = serve_frames(vec![
+        Message::text("plain text"),
+        Message::binary(vec![0xde, 0xad]),
+        Message::text("{\"type\":\"event\"}"),
+    ])
+    .await;
     let state = tempfile::tempdir().unwrap();
     let mut child = cli()
         .args([
@@ -450,15 +440,7 @@ async fn tail_prints_raw_frames_from_a_server_without_the_subprotocol() {
         .arg(state.path())
         .spawn()
         .unwrap();
-    let mut stdout = lines(child.stdout.take().unwrap());
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        let line = within(WAIT, "a raw line", stdout.next_line())
-            .await
-            .unwrap()
-            .unwrap();
-        got.push(serde_json::from_str::<Value>(&line).unwrap());
-    }
+    let got = read_json_lines(&mut child, 3).await;
     assert_eq!(
         got,
         [
@@ -472,34 +454,62 @@ async fn tail_prints_raw_frames_from_a_server_without_the_subprotocol() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// A WebSocket server that sends `frames` to every client that upgrades
+/// (selecting no subprotocol), then reads until the client leaves.
+async fn serve_frames(
+    frames: Vec<tokio_tungstenite::tungstenite::Message>,
+) -> std::net::SocketAddr {
+    use futures_util::SinkExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let frames = frames.clone();
+            tokio::spawn(async move {
+                let Ok(mut peer) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                for frame in frames {
+                    let _ = peer.send(frame).await;
+                }
+                futures_util::StreamExt::for_each(peer, |_| async {}).await;
+            });
+        }
+    });
+    addr
+}
+
+/// The next `count` lines of the child's stdout, as JSON.
+async fn read_json_lines(child: &mut Child, count: usize) -> Vec<Value> {
+    let mut stdout = lines(child.stdout.take().unwrap());
+    let mut got = Vec::new();
+    for _ in 0..count {
+        let line = within(WAIT, "a raw line", stdout.next_line())
+            .await
+            .unwrap()
+            .unwrap();
+        got.push(serde_json::from_str::<Value>(&line).unwrap());
+    }
+    got
+}
+
 /// `--decode auto` on raw frames: a binary frame made by npm's `cborg`
 /// gets its JSON beside the hex; a text frame and an undecodable binary
 /// one are printed as before, the latter with the reason.
 #[tokio::test]
 async fn tail_decodes_raw_binary_frames() {
-    use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     let value = serde_json::json!({"sym": "HOLD", "px": [1, 2.5]});
     let cbor = holdline_testkit::npm_encoders::encode_with_npm(&[
         serde_json::json!({"format": "cbor", "value": value}),
     ])
     .remove(0);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let cbor = cbor.clone();
-            tokio::spawn(async move {
-                let Ok(mut peer) = tokio_tungstenite::accept_async(stream).await else {
-                    return;
-                };
-                let _ = peer.send(Message::binary(cbor)).await;
-                let _ = peer.send(Message::text("plain text")).await;
-                let _ = peer.send(Message::binary(vec![0x01])).await;
-                futures_util::StreamExt::for_each(peer, |_| async {}).await;
-            });
-        }
-    });
+    let addr = serve_frames(vec![
+        Message::binary(cbor),
+        Message::text("plain text"),
+        Message::binary(vec![0x01]),
+    ])
+    .await;
     let state = tempfile::tempdir().unwrap();
     let mut child = cli()
         .args(["tail", &format!("ws://{addr}"), "--protocol", "raw"])
@@ -507,15 +517,7 @@ async fn tail_decodes_raw_binary_frames() {
         .arg(state.path())
         .spawn()
         .unwrap();
-    let mut stdout = lines(child.stdout.take().unwrap());
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        let line = within(WAIT, "a raw line", stdout.next_line())
-            .await
-            .unwrap()
-            .unwrap();
-        got.push(serde_json::from_str::<Value>(&line).unwrap());
-    }
+    let got = read_json_lines(&mut child, 3).await;
     assert_eq!(got[0]["data"], value, "{}", got[0]);
     assert_eq!(got[0]["decoded"], "cbor");
     assert!(got[0]["hex"].is_string());

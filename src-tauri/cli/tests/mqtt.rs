@@ -10,7 +10,7 @@ use std::process::Stdio;
 
 use holdline_testkit::{MqttBroker, MqttBrokerConfig, within};
 use serde_json::{Value, json};
-use support::{WAIT, cli_with_token, run, tail_with_profile, write_profile};
+use support::{WAIT, cli_with_token, json_lines, run, tail_with_profile, write_profile};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const PASSWORD: &str = "cli-mqtt-secret-6a";
@@ -236,12 +236,7 @@ async fn tail_decodes_binary_payloads_and_keeps_the_undecodable_as_hex() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let lines: Vec<Value> = output
-        .stdout
-        .split(|b| *b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| serde_json::from_slice(line).unwrap())
-        .collect();
+    let lines = json_lines(&output.stdout);
     assert_eq!(lines[0]["data"], value, "{}", lines[0]);
     assert_eq!(lines[0]["meta"]["decoded"], "msgpack");
     assert_eq!(lines[0]["meta"]["topic"], "bin/packed");
@@ -254,4 +249,30 @@ async fn tail_decodes_binary_payloads_and_keeps_the_undecodable_as_hex() {
         "{}",
         lines[1]
     );
+
+    let cbor = holdline_testkit::npm_encoders::encode_with_npm(&[
+        json!({"format": "cbor", "value": value}),
+    ])
+    .remove(0);
+    let child = tail(&broker.url(), &profile, dir.path(), "bin/#")
+        .args(["--decode", "auto", "--max-events", "2"])
+        .spawn()
+        .unwrap();
+    broker.wait_for_count("subscribe", 2).await;
+    broker.publish_bytes("bin/cbor", &cbor, 1).await;
+    broker.publish_bytes("bin/packed", &payload, 1).await;
+    let output = within(WAIT, "the detecting run", child.wait_with_output())
+        .await
+        .unwrap();
+    let lines = json_lines(&output.stdout);
+    assert_eq!(
+        lines.len(),
+        2,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for (line, format) in lines.iter().zip(["cbor", "msgpack"]) {
+        assert_eq!(line["data"], value, "{line}");
+        assert_eq!(line["meta"]["decoded"], format, "{line}");
+    }
 }

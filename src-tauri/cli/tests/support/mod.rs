@@ -78,15 +78,20 @@ pub async fn run(command: &mut Command) -> Run {
     let output = within(WAIT, "holdline-cli to exit", command.output())
         .await
         .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
     Run {
         code: output.status.code().unwrap_or(-1),
-        stdout: stdout
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
-            .collect(),
+        stdout: json_lines(&output.stdout),
         stderr: String::from_utf8(output.stderr).unwrap(),
     }
+}
+
+/// Output of the CLI, one JSON value per line.
+pub fn json_lines(output: &[u8]) -> Vec<Value> {
+    String::from_utf8(output.to_vec())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
+        .collect()
 }
 
 /// Every file under `dir`.
