@@ -48,6 +48,23 @@ fn tagged(publisher: &str, n: u64) -> Box<RawValue> {
     RawValue::from_string(format!("{{\"by\":\"{publisher}\",\"n\":{n}}}")).expect("valid JSON")
 }
 
+/// An engine subscribed to `f` from its start, open on `url`; its
+/// observer events are returned still unread past the opening.
+async fn subscribed_to_f(
+    url: &str,
+) -> (
+    holdline_engine::Engine,
+    holdline_engine::Deliveries,
+    tokio::sync::broadcast::Receiver<holdline_engine::EngineEvent>,
+) {
+    let (engine, deliveries) = open_engine(fast_config(url, TOKEN));
+    let mut events = engine.events();
+    engine.subscribe("f", StartFrom::Beginning).await.unwrap();
+    engine.connect().await.unwrap();
+    wait_open(&mut events).await;
+    (engine, deliveries, events)
+}
+
 /// The data of every event delivered, by feed, in delivery order.
 fn event_data(whole: &[Delivery], feed: &str) -> Vec<String> {
     whole
@@ -70,11 +87,7 @@ async fn a_restart_on_a_durable_log_resumes_with_no_reset_marker() {
     for log in logs {
         let first = server_on(&log, "127.0.0.1:0".parse().unwrap()).await;
         let listen = first.local_addr();
-        let (engine, mut deliveries) = open_engine(fast_config(&first.url(), TOKEN));
-        let mut events = engine.events();
-        engine.subscribe("f", StartFrom::Beginning).await.unwrap();
-        engine.connect().await.unwrap();
-        wait_open(&mut events).await;
+        let (engine, mut deliveries, mut events) = subscribed_to_f(&first.url()).await;
         for n in 1..=5 {
             first.publish("f", &data(n)).await.unwrap();
         }
@@ -206,11 +219,7 @@ async fn three_nodes_on_one_redis_lose_nothing_when_one_is_killed() {
 
     let mut subscribers = Vec::new();
     for _ in 0..3 {
-        let (engine, deliveries) = open_engine(fast_config(&url, TOKEN));
-        let mut events = engine.events();
-        engine.subscribe("f", StartFrom::Beginning).await.unwrap();
-        engine.connect().await.unwrap();
-        wait_open(&mut events).await;
+        let (engine, deliveries, _) = subscribed_to_f(&url).await;
         subscribers.push((engine, deliveries));
     }
     let publishers: Vec<_> = ["p1", "p2", "p3"]
@@ -343,14 +352,7 @@ async fn redis_killed_under_load_acks_only_what_it_stored_and_loses_none_of_it()
         return;
     };
     let server = server_on(&LogSpec::Redis(redis.url()), "127.0.0.1:0".parse().unwrap()).await;
-    let (subscriber, mut deliveries) = open_engine(fast_config(&server.url(), TOKEN));
-    let mut subscriber_events = subscriber.events();
-    subscriber
-        .subscribe("f", StartFrom::Beginning)
-        .await
-        .unwrap();
-    subscriber.connect().await.unwrap();
-    wait_open(&mut subscriber_events).await;
+    let (subscriber, mut deliveries, mut subscriber_events) = subscribed_to_f(&server.url()).await;
     let (publisher, _) = open_engine(fast_config(&server.url(), TOKEN));
     publisher.connect().await.unwrap();
 
@@ -437,11 +439,7 @@ async fn a_redis_that_comes_back_empty_yields_a_reset_marker() {
         return;
     };
     let server = server_on(&LogSpec::Redis(redis.url()), "127.0.0.1:0".parse().unwrap()).await;
-    let (engine, mut deliveries) = open_engine(fast_config(&server.url(), TOKEN));
-    let mut events = engine.events();
-    engine.subscribe("f", StartFrom::Beginning).await.unwrap();
-    engine.connect().await.unwrap();
-    wait_open(&mut events).await;
+    let (engine, mut deliveries, mut events) = subscribed_to_f(&server.url()).await;
     for n in 1..=3 {
         server.publish("f", &data(n)).await.unwrap();
     }
