@@ -92,6 +92,22 @@ pub enum ConnectError {
         socks_reply: Option<u8>,
         detail: String,
     },
+    /// The identity provider refused to refresh the login.
+    #[error("the identity provider refused to refresh the token: {reason}")]
+    TokenRefused { reason: String },
+    /// The identity provider could not be asked for a fresh token.
+    #[error("the identity provider could not be reached: {reason}")]
+    TokenProviderUnreachable { reason: String },
+}
+
+impl From<crate::token_source::TokenError> for ConnectError {
+    fn from(error: crate::token_source::TokenError) -> Self {
+        use crate::token_source::TokenError;
+        match error {
+            TokenError::Refused { reason } => ConnectError::TokenRefused { reason },
+            TokenError::Unreachable { reason } => ConnectError::TokenProviderUnreachable { reason },
+        }
+    }
 }
 
 /// Why the previous connection ended (or never began).

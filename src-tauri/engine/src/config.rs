@@ -1,6 +1,7 @@
 //! Engine settings. Defaults follow the protocol; tests shrink them.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use holdline_protocol::DEFAULT_HEARTBEAT_MS;
@@ -11,11 +12,14 @@ use crate::feed_url::FeedUrl;
 use crate::profile::Profile;
 use crate::proxy::ProxySetting;
 use crate::secret::Token;
+use crate::token_source::TokenSource;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub url: FeedUrl,
     pub token: Option<Token>,
+    /// A login that refreshes its token; when set, `token` is not used.
+    pub token_source: Option<Arc<dyn TokenSource>>,
     pub backoff: BackoffConfig,
     /// Used until the server's `welcome` says otherwise, and in raw mode.
     pub heartbeat: Duration,
@@ -56,6 +60,7 @@ impl EngineConfig {
         EngineConfig {
             url,
             token,
+            token_source: None,
             backoff: BackoffConfig::default(),
             heartbeat: Duration::from_millis(DEFAULT_HEARTBEAT_MS),
             connect_timeout: Duration::from_secs(10),

@@ -74,6 +74,8 @@ pub enum HistoryKind {
     /// A frame the client sent (login, subscriptions), token redacted.
     Sent,
     Discontinuity,
+    /// A token source refreshed the token, or could not keep what it got.
+    Login,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -145,6 +147,10 @@ pub struct Snapshot {
     pub malformed_frames: u64,
     /// Events for feeds not subscribed to, counted and dropped.
     pub unrouted_events: u64,
+    /// When the token from a token source expires, ms since the Unix epoch.
+    pub token_expires_at_ms: Option<i64>,
+    /// When a token source last refreshed the token.
+    pub token_refreshed_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -29,6 +29,7 @@ pub mod proxy;
 pub mod secret;
 pub mod sequencer;
 pub mod store;
+pub mod token_source;
 pub mod wire;
 
 use std::future::Future;
@@ -60,6 +61,7 @@ pub use crate::store::{
     CursorStore, FileCursorStore, FileRecovery, MemoryCursorStore, MemoryOutboxStore, OutboxEntry,
     OutboxStore, StoreError, aside_path, write_atomically,
 };
+pub use crate::token_source::{FreshToken, TokenError, TokenFuture, TokenSource};
 pub use holdline_protocol::validate_feed_name;
 
 use crate::actor::{Actor, Channels, Command};

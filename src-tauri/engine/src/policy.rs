@@ -127,9 +127,25 @@ pub fn reaction_to(cause: &Cause, close_rule: &dyn Fn(u16) -> CloseRule) -> Reac
     }
 }
 
+/// Whether the server turned down the token itself (HTTP 401 at the
+/// upgrade, a close its wire reads as "needs login", a refused login
+/// message), so that a refreshed token may get in where this one did not.
+/// A proxy's or a client certificate's refusal is not the token's.
+pub fn token_was_refused(cause: &Cause, close_rule: &dyn Fn(u16) -> CloseRule) -> bool {
+    match cause {
+        Cause::Connect {
+            error: ConnectError::HttpStatus { status: 401, .. },
+        } => true,
+        Cause::Closed { code, .. } => close_rule(*code) == CloseRule::NeedsLogin,
+        Cause::LoginRefused { .. } => true,
+        _ => false,
+    }
+}
+
 fn reaction_to_connect_error(error: &ConnectError) -> Reaction {
     match error {
         ConnectError::HttpStatus { status: 401, .. } => Reaction::NeedsLogin,
+        ConnectError::TokenRefused { .. } => Reaction::NeedsLogin,
         // Asking the proxy again with the same credentials gets the same
         // answer; a person has to give others.
         ConnectError::ProxyAuth { .. } => Reaction::NeedsLogin,

@@ -1,25 +1,38 @@
 //! Who may upgrade (protocol section 1): bearer token and Origin allow-list.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 use tokio_tungstenite::tungstenite::handshake::server::Request;
 use tokio_tungstenite::tungstenite::http::header;
 
+use crate::jwt::JwtVerifier;
+
 /// Who a connection acts for; publish ids are remembered per principal.
 /// A token is known by a digest, the same on every node and across
 /// restarts, so a durable log can keep publish ids without the token.
+/// A provider's token is known by its issuer and subject instead, so the
+/// ids hold across the refreshed tokens of one login.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Principal {
     Token(Arc<str>),
     Anonymous,
 }
 
+fn digest(text: &str) -> Arc<str> {
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    Arc::from(hex)
+}
+
 impl Principal {
     pub fn for_token(token: &str) -> Principal {
-        let digest = Sha256::digest(token.as_bytes());
-        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        Principal::Token(Arc::from(hex))
+        Principal::Token(digest(token))
+    }
+
+    pub fn for_subject(issuer: &str, subject: &str) -> Principal {
+        Principal::Token(digest(&format!("oidc\0{issuer}\0{subject}")))
     }
 
     /// The principal as a log stores it.
@@ -37,10 +50,27 @@ pub enum Refusal {
     ForbiddenOrigin(String),
 }
 
+/// Who was let in, and until when their token holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    pub principal: Principal,
+    pub expires_at: Option<SystemTime>,
+}
+
+impl From<Principal> for Admission {
+    fn from(principal: Principal) -> Self {
+        Admission {
+            principal,
+            expires_at: None,
+        }
+    }
+}
+
 pub struct Gate {
     tokens: Vec<String>,
     allow_unauthenticated: bool,
     allow_origins: Vec<String>,
+    provider: Option<Arc<JwtVerifier>>,
 }
 
 impl Gate {
@@ -53,10 +83,17 @@ impl Gate {
             tokens,
             allow_unauthenticated,
             allow_origins,
+            provider: None,
         }
     }
 
-    pub fn check(&self, request: &Request) -> Result<Principal, Refusal> {
+    /// Also admits the access tokens `provider` issued.
+    pub fn with_provider(mut self, provider: Option<Arc<JwtVerifier>>) -> Self {
+        self.provider = provider;
+        self
+    }
+
+    pub fn check(&self, request: &Request) -> Result<Admission, Refusal> {
         if let Some(origin) = request.headers().get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or_default();
             if !self.allow_origins.is_empty() && !self.allow_origins.iter().any(|o| o == origin) {
@@ -64,16 +101,24 @@ impl Gate {
             }
         }
         let presented = bearer(request).or_else(|| query_token(request));
-        if let Some(token) = presented.as_deref()
-            && self.tokens.iter().any(|t| constant_time_eq(t, token))
-        {
-            return Ok(Principal::for_token(token));
+        if let Some(token) = presented.as_deref() {
+            if self.tokens.iter().any(|t| constant_time_eq(t, token)) {
+                return Ok(Principal::for_token(token).into());
+            }
+            if let Some(provider) = &self.provider
+                && let Some(verified) = provider.verify(token)
+            {
+                return Ok(Admission {
+                    principal: Principal::for_subject(provider.issuer(), &verified.subject),
+                    expires_at: Some(verified.expires_at),
+                });
+            }
         }
         if self.allow_unauthenticated && presented.is_none() {
-            return Ok(Principal::Anonymous);
+            return Ok(Principal::Anonymous.into());
         }
-        if self.allow_unauthenticated && self.tokens.is_empty() {
-            return Ok(Principal::Anonymous);
+        if self.allow_unauthenticated && self.tokens.is_empty() && self.provider.is_none() {
+            return Ok(Principal::Anonymous.into());
         }
         Err(Refusal::Unauthorized)
     }
@@ -142,11 +187,11 @@ mod tests {
         let gate = Gate::new(vec!["a".into(), "bb".into()], false, vec![]);
         assert_eq!(
             gate.check(&request(Some("Bearer bb"), "/", None)),
-            Ok(Principal::for_token("bb"))
+            Ok(Principal::for_token("bb").into())
         );
         assert_eq!(
             gate.check(&request(None, "/?x=1&token=a", None)),
-            Ok(Principal::for_token("a"))
+            Ok(Principal::for_token("a").into())
         );
         assert_eq!(
             gate.check(&request(Some("Bearer b"), "/", None)),
@@ -190,7 +235,7 @@ mod tests {
         let gate = Gate::new(vec![], true, vec![]);
         assert_eq!(
             gate.check(&request(None, "/", None)),
-            Ok(Principal::Anonymous)
+            Ok(Principal::Anonymous.into())
         );
     }
 

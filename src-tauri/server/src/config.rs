@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use holdline_protocol::DEFAULT_HEARTBEAT_MS;
 
+use crate::jwt::OidcSpec;
 use crate::log::LogSpec;
 
 #[derive(Debug, Clone)]
@@ -14,6 +15,8 @@ pub struct ServerConfig {
     /// `allow_unauthenticated` is set.
     pub tokens: Vec<String>,
     pub allow_unauthenticated: bool,
+    /// Also admit access tokens this OpenID provider issued for us.
+    pub oidc: Option<OidcSpec>,
     /// Origins allowed to connect; empty allows any. Requests without an
     /// `Origin` header (non-browser clients) are not affected.
     pub allow_origins: Vec<String>,
@@ -39,6 +42,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tokens: Vec::new(),
             allow_unauthenticated: false,
+            oidc: None,
             allow_origins: Vec::new(),
             log: LogSpec::Memory,
             retain: 10_000,

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -14,7 +14,7 @@ use holdline_protocol::{
 };
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, broadcast, mpsc, watch};
-use tokio::time::{Instant, MissedTickBehavior, interval, timeout};
+use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tracing::{debug, info, warn};
 
 use crate::Shared;
-use crate::auth::{Principal, Refusal, offers_subprotocol};
+use crate::auth::{Admission, Principal, Refusal, offers_subprotocol};
 use crate::feeds::Subscriber;
 use crate::log::{Accepted, Appending, LOG_TIMEOUT, LogError, PublishKey};
 
@@ -64,7 +64,7 @@ pub(crate) async fn serve(
 ) {
     shared.stats.handshakes.fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
-    let mut principal = None;
+    let mut admission = None;
     let gate_shared = shared.clone();
     let callback = |request: &Request, mut response: Response| {
         if let Some(rejection) = gate_shared.rejection() {
@@ -73,7 +73,7 @@ pub(crate) async fn serve(
             return Err(refusal(status, rejection.retry_after_s, "try again later"));
         }
         match gate_shared.gate.check(request) {
-            Ok(who) => principal = Some(who),
+            Ok(admitted) => admission = Some(admitted),
             Err(Refusal::Unauthorized) => {
                 return Err(refusal(
                     StatusCode::UNAUTHORIZED,
@@ -114,7 +114,17 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let Some(principal) = principal else { return };
+    let Some(Admission {
+        principal,
+        expires_at,
+    }) = admission
+    else {
+        return;
+    };
+    // When the token expires the connection ends with 4001: the client
+    // needs a fresh token to go on (and resumes from its cursor).
+    let token_expires = expires_at
+        .map(|at| Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default());
     let client_id = shared.next_client.fetch_add(1, Ordering::Relaxed);
     let (queue_tx, queue_rx) = mpsc::channel(shared.config.send_queue.max(1));
     let mut connection = Connection {
@@ -122,6 +132,7 @@ pub(crate) async fn serve(
         shared: shared.clone(),
         client_id,
         principal,
+        token_expires,
         subscriptions: HashSet::new(),
         queue_tx,
         queue_rx,
@@ -142,6 +153,7 @@ struct Connection {
     shared: Arc<Shared>,
     client_id: u64,
     principal: Principal,
+    token_expires: Option<Instant>,
     subscriptions: HashSet<String>,
     queue_tx: mpsc::Sender<Utf8Bytes>,
     queue_rx: mpsc::Receiver<Utf8Bytes>,
@@ -199,6 +211,14 @@ impl Connection {
         let log_restarted = self.log_restarted.clone();
         let restarted = log_restarted.notified();
         tokio::pin!(restarted);
+        let token_expires = self.token_expires;
+        let token_expiry = async move {
+            match token_expires {
+                Some(at) => sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(token_expiry);
         loop {
             let outgoing = tokio::select! {
                 biased;
@@ -222,6 +242,11 @@ impl Connection {
                     self.close(CloseCode::from(holdline_protocol::close::SLOW_CONSUMER),
                         "slow consumer: backlog dropped").await;
                     return "slow consumer";
+                }
+                () = &mut token_expiry => {
+                    self.close(CloseCode::from(holdline_protocol::close::TOKEN_EXPIRED),
+                        "token expired").await;
+                    return "token expired";
                 }
                 () = &mut restarted => {
                     // The client resubscribes with its cursor and hears of

@@ -7,6 +7,7 @@ mod config;
 mod connection;
 pub mod demo;
 mod feeds;
+mod jwt;
 mod log;
 
 use std::collections::HashSet;
@@ -24,6 +25,8 @@ use tracing::{info, warn};
 
 pub use crate::config::ServerConfig;
 pub use crate::connection::Control;
+use crate::jwt::JwtVerifier;
+pub use crate::jwt::OidcSpec;
 pub use crate::log::{LogError, LogSpec};
 
 use crate::auth::Gate;
@@ -33,7 +36,7 @@ use crate::log::{Log, LogSettings};
 #[derive(Debug, Error)]
 pub enum ServerError {
     #[error(
-        "refusing to start without a token: pass --token T (repeatable), or --allow-unauthenticated to let anyone in"
+        "refusing to start without a token: pass --token T (repeatable) or --oidc-issuer, or --allow-unauthenticated to let anyone in"
     )]
     NoToken,
     #[error("cannot listen on {addr}: {source}")]
@@ -47,6 +50,8 @@ pub enum ServerError {
     OpenLog(String),
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error("{0}")]
+    Provider(String),
 }
 
 /// A handshake answer forced by the embedder (tests of 429/503 handling).
@@ -106,7 +111,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer, ServerErro
     if config.demo && !config.tokens.iter().any(|t| t == demo::TOKEN) {
         config.tokens.push(demo::TOKEN.to_owned());
     }
-    if config.tokens.is_empty() && !config.allow_unauthenticated {
+    if config.tokens.is_empty() && config.oidc.is_none() && !config.allow_unauthenticated {
         return Err(ServerError::NoToken);
     }
     if config.allow_unauthenticated {
@@ -122,6 +127,14 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer, ServerErro
         addr: config.listen,
         source,
     })?;
+    let provider = match &config.oidc {
+        Some(spec) => Some(
+            JwtVerifier::start(spec.clone())
+                .await
+                .map_err(ServerError::Provider)?,
+        ),
+        None => None,
+    };
     let hub = Arc::new(FeedHub::default());
     let settings = LogSettings {
         retain: config.retain,
@@ -140,7 +153,8 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer, ServerErro
             config.tokens.clone(),
             config.allow_unauthenticated,
             config.allow_origins.clone(),
-        ),
+        )
+        .with_provider(provider),
         feeds: Feeds { hub, log },
         read_only_feeds,
         stats: Stats::default(),

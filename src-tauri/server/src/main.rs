@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use holdline_server::{LogSpec, ServerConfig, start};
+use holdline_server::{LogSpec, OidcSpec, ServerConfig, start};
 use tracing_subscriber::EnvFilter;
 
 /// The engine hands each event from its socket thread to the consumer's;
@@ -45,6 +45,13 @@ struct Args {
     /// Add token `demo` and live demo feeds (demo.clock, demo.ticker, demo.chat).
     #[arg(long)]
     demo: bool,
+    /// Also admit access tokens (JWTs) this OpenID provider issues; the
+    /// connection closes with 4001 when its token expires.
+    #[arg(long, value_name = "ISSUER", requires = "oidc_audience")]
+    oidc_issuer: Option<String>,
+    /// The audience (`aud`) those tokens must be issued for.
+    #[arg(long, value_name = "AUD", requires = "oidc_issuer")]
+    oidc_audience: Option<String>,
     /// Run with no authentication at all (anyone may subscribe and publish).
     #[arg(long, alias = "no-auth")]
     allow_unauthenticated: bool,
@@ -77,6 +84,10 @@ async fn main() -> ExitCode {
         listen,
         tokens: args.tokens,
         allow_unauthenticated: args.allow_unauthenticated,
+        oidc: args
+            .oidc_issuer
+            .zip(args.oidc_audience)
+            .map(|(issuer, audience)| OidcSpec { issuer, audience }),
         allow_origins: args.allow_origins,
         log: args.log,
         retain: args.retain,

@@ -138,7 +138,12 @@ impl NodeServer {
     }
 
     /// Sends one command and waits until the server has carried it out.
-    pub async fn command(&mut self, mut command: Value) {
+    pub async fn command(&mut self, command: Value) {
+        self.command_answer(command).await;
+    }
+
+    /// Sends one command and returns the server's `done` line for it.
+    pub async fn command_answer(&mut self, mut command: Value) -> Value {
         self.next_id += 1;
         let id = self.next_id;
         command["id"] = json!(id);
@@ -151,7 +156,7 @@ impl NodeServer {
         self.wait_for(&format!("command {command}"), |l| {
             l["type"] == "done" && l["id"] == id
         })
-        .await;
+        .await
     }
 
     /// Kills the server at once, as a crash or a restart would.

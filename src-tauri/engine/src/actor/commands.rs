@@ -178,6 +178,8 @@ impl Actor {
                 .collect(),
             malformed_frames: self.malformed_total,
             unrouted_events: self.unrouted,
+            token_expires_at_ms: self.token_expires_at_ms,
+            token_refreshed_at_ms: self.token_refreshed_at_ms,
         }
     }
 }

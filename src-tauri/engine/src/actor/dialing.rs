@@ -9,6 +9,8 @@ use crate::client_certificate::ClientCertificate;
 use crate::dial::{DialOptions, dial, tls_config};
 use crate::events::*;
 use crate::proxy::{ProcessEnvironment, Proxy};
+use crate::secret::Token;
+use crate::token_source::FreshToken;
 
 impl Actor {
     pub(super) async fn attempt(&mut self) {
@@ -77,25 +79,28 @@ impl Actor {
             proxy,
         };
         let url = self.config.url.clone();
-        let token = self.config.token.clone();
-        let upgrade = self.wire.upgrade();
         let started = Instant::now();
-        let dialing = dial(&url, &upgrade, token.as_ref(), &options);
-        tokio::pin!(dialing);
-        let result = loop {
-            tokio::select! {
-                result = &mut dialing => break result,
-                command = self.commands.recv() => {
-                    if !self.accept_command(command) {
-                        return;
+        let token = match self.config.token_source.clone() {
+            None => self.config.token.clone(),
+            Some(source) => {
+                let force = std::mem::take(&mut self.force_token_refresh);
+                let asking = async move { source.token(force).await };
+                match self.unless_cancelled(attempt, asking).await {
+                    None => return,
+                    Some(Err(error)) => {
+                        return self.after_attempt_failed(attempt, started, error.into());
                     }
-                    if !self.want_connected {
-                        self.record(HistoryKind::State, Level::Info,
-                            "connection attempt cancelled".into(), json!({ "attempt": attempt }));
-                        return self.go_idle();
-                    }
+                    Some(Ok(fresh)) => Some(self.took_token(fresh)),
                 }
             }
+        };
+        let upgrade = self.wire.upgrade();
+        let started = Instant::now();
+        let Some(result) = self
+            .unless_cancelled(attempt, dial(&url, &upgrade, token.as_ref(), &options))
+            .await
+        else {
+            return;
         };
         match result {
             Err(error) => self.after_attempt_failed(attempt, started, error),
@@ -125,6 +130,61 @@ impl Actor {
                 self.after_disconnect(cause);
             }
         }
+    }
+
+    /// Runs one step of an attempt while still taking commands; `None`
+    /// when the engine exits or the user disconnected meanwhile (the
+    /// attempt is then over, and said so).
+    async fn unless_cancelled<T>(
+        &mut self,
+        attempt: u32,
+        step: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        tokio::pin!(step);
+        loop {
+            tokio::select! {
+                result = &mut step => return Some(result),
+                command = self.commands.recv() => {
+                    if !self.accept_command(command) {
+                        return None;
+                    }
+                    if !self.want_connected {
+                        self.record(HistoryKind::State, Level::Info,
+                            "connection attempt cancelled".into(), json!({ "attempt": attempt }));
+                        self.go_idle();
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keeps what the observers show of a token from a token source and
+    /// says in the history when it was refreshed (never the token).
+    fn took_token(&mut self, fresh: FreshToken) -> Token {
+        self.token_expires_at_ms = fresh.expires_at_ms;
+        if fresh.refreshed {
+            self.token_refreshed_at_ms = Some(now_ms());
+            let expiry = match fresh.expires_at_ms {
+                Some(at) => format!("; it expires in {} s", (at - now_ms()).max(0) / 1000),
+                None => String::new(),
+            };
+            self.record(
+                HistoryKind::Login,
+                Level::Info,
+                format!("token refreshed{expiry}"),
+                json!({ "expires_at_ms": fresh.expires_at_ms }),
+            );
+        }
+        if let Some(warning) = fresh.warning {
+            self.record(
+                HistoryKind::Login,
+                Level::Warn,
+                warning.clone(),
+                json!({ "warning": warning }),
+            );
+        }
+        fresh.token
     }
 
     fn after_attempt_failed(&mut self, attempt: u32, started: Instant, error: ConnectError) {

@@ -144,6 +144,7 @@ impl Actor {
             None => session.liveness.set_period(self.heartbeat),
         }
         session.ready = true;
+        self.token_refresh_forced = false;
         session.id = session_id.clone();
         session.max_frame_bytes = max_frame_bytes;
         let reconnect = self.ready_connections > 0;

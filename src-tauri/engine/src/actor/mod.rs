@@ -33,7 +33,7 @@ use crate::error::EngineError;
 use crate::events::*;
 use crate::liveness::Liveness;
 use crate::outbox::{AckSender, Outbox};
-use crate::policy::{Reaction, reaction_to};
+use crate::policy::{Reaction, reaction_to, token_was_refused};
 use crate::secret::Token;
 use crate::sequencer::{FeedSequencer, StartFrom};
 use crate::store::{CursorStore, OutboxEntry};
@@ -136,6 +136,13 @@ pub(crate) struct Actor {
     /// Our client certificate as the TLS configuration holds it.
     identity: Option<crate::client_certificate::IdentityFacts>,
     shutdown_reply: Option<oneshot::Sender<()>>,
+    /// The next attempt asks the token source for a new token.
+    force_token_refresh: bool,
+    /// A refresh was forced since a connection last became ready: a second
+    /// refusal means the login itself is gone.
+    token_refresh_forced: bool,
+    token_expires_at_ms: Option<i64>,
+    token_refreshed_at_ms: Option<i64>,
 }
 
 pub(crate) struct Channels {
@@ -188,6 +195,10 @@ impl Actor {
             tls: None,
             identity: None,
             shutdown_reply: None,
+            force_token_refresh: false,
+            token_refresh_forced: false,
+            token_expires_at_ms: None,
+            token_refreshed_at_ms: None,
         }
     }
 
@@ -291,7 +302,15 @@ impl Actor {
             return self.go_idle();
         }
         let wire = &self.wire;
-        let reaction = reaction_to(&cause, &|code| wire.close_rule(code));
+        let close_rule = |code| wire.close_rule(code);
+        let reaction = reaction_to(&cause, &close_rule);
+        if reaction == Reaction::NeedsLogin
+            && self.config.token_source.is_some()
+            && !self.token_refresh_forced
+            && token_was_refused(&cause, &close_rule)
+        {
+            return self.retry_with_refreshed_token(cause);
+        }
         let delay = match reaction {
             Reaction::Idle => return self.go_idle(),
             Reaction::NeedsLogin => {
@@ -351,6 +370,30 @@ impl Actor {
             attempt,
             delay_ms: delay.as_millis() as u64,
             retry_at_ms,
+            reason: cause.to_string(),
+            cause,
+        });
+    }
+
+    /// The server refused a token a source gave: ask the source for a new
+    /// one and try again at once, one time until a connection is ready.
+    fn retry_with_refreshed_token(&mut self, cause: Cause) {
+        self.token_refresh_forced = true;
+        self.force_token_refresh = true;
+        self.record(
+            HistoryKind::Login,
+            Level::Info,
+            format!("the server refused the token ({cause}); refreshing it and retrying"),
+            json!({ "cause": cause }),
+        );
+        self.phase = Phase::Backoff {
+            until: Instant::now(),
+        };
+        let attempt = self.backoff.failures();
+        self.set_state(ConnectionState::Backoff {
+            attempt,
+            delay_ms: 0,
+            retry_at_ms: now_ms(),
             reason: cause.to_string(),
             cause,
         });
