@@ -259,6 +259,58 @@ mod tests {
         }
     }
 
+    #[test]
+    fn only_the_servers_refusals_of_the_token_are_worth_a_refresh() {
+        let refused = |cause: Cause| token_was_refused(&cause, &protocol_close_rule);
+        let http = |status| Cause::Connect {
+            error: ConnectError::HttpStatus {
+                status,
+                retry_after_s: None,
+                body: String::new(),
+            },
+        };
+        let closed = |code| Cause::Closed {
+            code,
+            reason: String::new(),
+        };
+        assert!(refused(http(401)));
+        assert!(refused(closed(4001)));
+        assert!(refused(Cause::LoginRefused {
+            detail: "bad token".into()
+        }));
+        assert!(!refused(http(403)));
+        assert!(!refused(closed(4003)));
+        assert!(!refused(closed(1000)));
+        assert!(!refused(Cause::Connect {
+            error: ConnectError::ProxyAuth {
+                proxy: "p".into(),
+                detail: "407".into()
+            }
+        }));
+        assert_eq!(
+            reaction_to(
+                &Cause::Connect {
+                    error: ConnectError::TokenRefused {
+                        reason: "invalid_grant".into()
+                    }
+                },
+                &protocol_close_rule
+            ),
+            Reaction::NeedsLogin
+        );
+        assert_eq!(
+            reaction_to(
+                &Cause::Connect {
+                    error: ConnectError::TokenProviderUnreachable {
+                        reason: "refused".into()
+                    }
+                },
+                &protocol_close_rule
+            ),
+            Reaction::Backoff
+        );
+    }
+
     fn status(status: u16, retry_after_s: Option<u64>) -> Reaction {
         reaction_to(
             &Cause::Connect {
