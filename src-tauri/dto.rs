@@ -139,7 +139,7 @@ pub enum UiItem {
     },
     /// The engine's counters, pushed once a second while a server is active.
     Stats {
-        snapshot: Snapshot,
+        snapshot: Box<Snapshot>,
     },
 }
 

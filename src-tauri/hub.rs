@@ -475,7 +475,9 @@ impl Hub {
                             }
                             stale
                         });
-                        outbound.push(UiItem::Stats { snapshot });
+                        outbound.push(UiItem::Stats {
+                            snapshot: Box::new(snapshot),
+                        });
                     }
                     Err(_) => break,
                 }
