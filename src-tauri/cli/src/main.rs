@@ -2,6 +2,7 @@
 //! JSON lines; state and history go to stderr.
 
 mod ledger;
+mod login;
 mod output;
 
 use std::io::Read;
@@ -21,6 +22,7 @@ use serde_json::value::RawValue;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::ledger::{OutputLedger, Recovery};
+use crate::login::Credential;
 use crate::output::{Output, describe_event};
 use holdline_decode::Decoder;
 
@@ -58,10 +60,14 @@ enum Command {
     /// Store a secret for URL in the OS keyring, read from stdin: its
     /// token, or with --secret its proxy's password or its PKCS#12 client
     /// certificate's passphrase.
+    /// With --oidc, log in at an OpenID Connect issuer instead: the login
+    /// is kept and its tokens are refreshed by `tail` and `publish`.
     Login {
         url: String,
-        #[arg(long, value_enum, default_value_t = SecretName::Token)]
+        #[arg(long, value_enum, default_value_t = SecretName::Token, conflicts_with = "oidc")]
         secret: SecretName,
+        #[command(flatten)]
+        oidc: login::OidcArgs,
     },
     /// Delete every secret stored for URL.
     Logout { url: String },
@@ -90,6 +96,7 @@ fn secret_words(secret: Secret) -> &'static str {
         Secret::Token => "token",
         Secret::ProxyPassword => "proxy password",
         Secret::ClientKeyPassphrase => "client certificate passphrase",
+        Secret::Login => "OpenID login",
     }
 }
 
@@ -203,7 +210,11 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Tail(args) => runtime.block_on(tail(args)),
         Command::Publish(args) => runtime.block_on(publish(args)),
-        Command::Login { url, secret } => login(&url, secret.secret()),
+        Command::Login { url, oidc, .. } if oidc.oidc.is_some() => match parse_url(&url) {
+            Ok((url, _)) => runtime.block_on(login::oidc_login(&url, oidc)),
+            Err(code) => code,
+        },
+        Command::Login { url, secret, .. } => login(&url, secret.secret()),
         Command::Logout { url } => logout(&url),
     };
     ExitCode::from(code)
@@ -223,32 +234,6 @@ fn parse_url(input: &str) -> Result<(FeedUrl, Option<Token>), u8> {
         complain(&err.to_string());
         exit::USAGE
     })
-}
-
-/// `HOLDLINE_TOKEN`, else a `token` in the URL, else the keyring.
-fn resolve_token(url: &FeedUrl, from_url: Option<Token>) -> Option<Token> {
-    if let Some(token) = std::env::var("HOLDLINE_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-    {
-        return Some(Token::new(token));
-    }
-    if from_url.is_some() {
-        return from_url;
-    }
-    match holdline_credentials::load(url) {
-        Ok(Some(token)) => Some(token),
-        Ok(None) => {
-            complain(&format!(
-                "no token for {url}: connecting without one (run `holdline-cli login {url}` or set HOLDLINE_TOKEN)"
-            ));
-            None
-        }
-        Err(err) => {
-            complain(&err.to_string());
-            None
-        }
-    }
 }
 
 /// The profile of `--profile FILE` or `--protocol NAME`; `holdline.v1`
@@ -271,13 +256,14 @@ fn load_profile(connection: &Connection) -> Result<Profile, u8> {
 
 fn engine_config(
     url: FeedUrl,
-    token: Option<Token>,
+    credential: Credential,
     connection: &Connection,
     profile: Profile,
 ) -> Result<EngineConfig, u8> {
     let proxy = proxy_setting(&url, &connection.proxy)?;
     let client_certificate = client_certificate(&url, connection)?;
-    let mut config = EngineConfig::new(url, token).with_profile(profile);
+    let mut config = EngineConfig::new(url, None).with_profile(profile);
+    credential.apply(&mut config);
     config.backoff = BackoffConfig::with_limits_ms(
         Some(connection.backoff_initial_ms),
         Some(connection.backoff_max_ms),
@@ -393,13 +379,13 @@ async fn tail(args: TailArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let token = resolve_token(&url, url_token);
+    let credential = Credential::resolve(&url, url_token);
     let (stores, output) = match open_progress(&args, url.server_key()) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
     let mut output = output.decoding(decoder);
-    let config = match engine_config(url, token, &args.connection, profile) {
+    let config = match engine_config(url, credential, &args.connection, profile) {
         Ok(config) => config,
         Err(code) => return code,
     };
@@ -571,7 +557,7 @@ async fn publish(args: PublishArgs) -> u8 {
         Ok(profile) => profile,
         Err(code) => return code,
     };
-    let token = resolve_token(&url, url_token);
+    let credential = Credential::resolve(&url, url_token);
     // The consumer's saved session, read and never written: the publish
     // connects under an id of its own derived from it.
     let cursors = MemoryCursorStore::default();
@@ -582,7 +568,7 @@ async fn publish(args: PublishArgs) -> u8 {
     {
         complain(&err.to_string());
     }
-    let mut config = match engine_config(url, token, &args.connection, profile) {
+    let mut config = match engine_config(url, credential, &args.connection, profile) {
         Ok(config) => config,
         Err(code) => return code,
     };

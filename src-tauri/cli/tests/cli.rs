@@ -12,7 +12,7 @@ use holdline_server::{RunningServer, ServerConfig};
 use holdline_testkit::within;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use support::{WAIT, cli_with_token, run, walk};
+use support::{WAIT, cli_with_token, keyring_available, run, walk};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
@@ -309,22 +309,6 @@ async fn the_token_is_in_no_output_and_no_file() {
             entry.display()
         );
     }
-}
-
-/// Whether a Secret Service answers; CI sets HOLDLINE_REQUIRE_KEYRING=1 so
-/// that a missing one fails instead of skipping.
-async fn keyring_available() -> bool {
-    let probe = run(cli().args(["logout", "ws://keyring-probe.invalid/"])).await;
-    if probe.code == 0 {
-        return true;
-    }
-    assert!(
-        std::env::var("HOLDLINE_REQUIRE_KEYRING").is_err(),
-        "HOLDLINE_REQUIRE_KEYRING is set but the keyring is unusable: {}",
-        probe.stderr
-    );
-    eprintln!("skipping: no Secret Service here ({})", probe.stderr.trim());
-    false
 }
 
 #[tokio::test]

@@ -1,11 +1,13 @@
 //! Secrets in the OS keyring (Secret Service on Linux, Keychain on macOS,
 //! Credential Manager on Windows), under service `holdline`: a server's
 //! token under the server's key (its URL without credentials), and its
-//! other secrets (a proxy password, a client key's passphrase) under that
-//! key with the secret's name after a `#`. The CLI and the desktop app
-//! share this scheme, so a login in one serves both.
+//! other secrets (a proxy password, a client key's passphrase, a login
+//! that refreshes) under that key with the secret's name after a `#`. The
+//! CLI and the desktop app share this scheme, so a login in one serves
+//! both.
 
 use holdline_engine::{FeedUrl, Token};
+use holdline_login::{Grant, GrantKeeper};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -32,13 +34,17 @@ pub enum Secret {
     ProxyPassword,
     /// The passphrase of the server's PKCS#12 client certificate.
     ClientKeyPassphrase,
+    /// A login that refreshes: its provider and client, and its access
+    /// and refresh tokens or client secret (JSON, see `holdline-login`).
+    Login,
 }
 
 impl Secret {
-    pub const ALL: [Secret; 3] = [
+    pub const ALL: [Secret; 4] = [
         Secret::Token,
         Secret::ProxyPassword,
         Secret::ClientKeyPassphrase,
+        Secret::Login,
     ];
 
     fn account(self, url: &FeedUrl) -> String {
@@ -48,6 +54,7 @@ impl Secret {
             Secret::ClientKeyPassphrase => {
                 format!("{}#client-key-passphrase", url.server_key())
             }
+            Secret::Login => format!("{}#login", url.server_key()),
         }
     }
 }
@@ -116,4 +123,43 @@ pub fn delete_secret(url: &FeedUrl, secret: Secret) -> Result<bool, CredentialEr
         Err(keyring::Error::NoEntry) => Ok(false),
         Err(err) => Err(map_error(err)),
     })
+}
+
+/// `url`'s stored login that refreshes, if any. A stored value that does
+/// not read as one is an error that says to log in again.
+pub fn load_login(url: &FeedUrl) -> Result<Option<Grant>, CredentialError> {
+    let Some(stored) = load_secret(url, Secret::Login)? else {
+        return Ok(None);
+    };
+    Grant::from_json(stored.expose())
+        .map(Some)
+        .map_err(|detail| CredentialError::Refused {
+            detail: format!("{detail}; log in to {url} again"),
+        })
+}
+
+pub fn store_login(url: &FeedUrl, grant: &Grant) -> Result<(), CredentialError> {
+    store_secret(url, Secret::Login, &Token::new(grant.to_json()))
+}
+
+/// Keeps a login's refreshed tokens in the keyring, where the next run
+/// (the CLI's or the app's) finds them.
+pub struct KeyringGrantKeeper {
+    url: FeedUrl,
+}
+
+impl KeyringGrantKeeper {
+    pub fn new(url: FeedUrl) -> KeyringGrantKeeper {
+        KeyringGrantKeeper { url }
+    }
+}
+
+impl GrantKeeper for KeyringGrantKeeper {
+    fn load(&self) -> Result<Option<Grant>, String> {
+        load_login(&self.url).map_err(|e| e.to_string())
+    }
+
+    fn keep(&self, grant: &Grant) -> Result<(), String> {
+        store_login(&self.url, grant).map_err(|e| e.to_string())
+    }
 }

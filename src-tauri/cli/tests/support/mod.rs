@@ -107,3 +107,19 @@ pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+/// Whether a Secret Service answers; CI sets HOLDLINE_REQUIRE_KEYRING=1 so
+/// that a missing one fails instead of skipping.
+pub async fn keyring_available() -> bool {
+    let probe = run(cli_with_token("unused").args(["logout", "ws://keyring-probe.invalid/"])).await;
+    if probe.code == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var("HOLDLINE_REQUIRE_KEYRING").is_err(),
+        "HOLDLINE_REQUIRE_KEYRING is set but the keyring is unusable: {}",
+        probe.stderr
+    );
+    eprintln!("skipping: no Secret Service here ({})", probe.stderr.trim());
+    false
+}
