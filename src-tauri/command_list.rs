@@ -9,6 +9,7 @@ macro_rules! with_commands {
             server_save,
             server_remove,
             login,
+            login_oidc,
             logout,
             connect,
             disconnect,

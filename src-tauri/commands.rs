@@ -4,14 +4,18 @@
 use std::sync::Arc;
 
 use holdline_engine::profile::Auth;
-use holdline_engine::{PublishAck, Token};
+use holdline_engine::{FeedUrl, PublishAck, Token};
+use holdline_login::{Endpoints, LoginMethod, OidcLogin};
 use holdline_storage::{HistoryPage, HistoryQuery};
 use serde_json::value::RawValue;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Runtime, State};
 
 use crate::connection::ConnectionInput;
-use crate::dto::{AppSnapshot, ExportResult, Preferences, ServerInfo, ServerInput, UiBatch};
+use crate::dto::{
+    AppSnapshot, DeviceCodeInfo, ExportResult, OidcInput, Preferences, ServerInfo, ServerInput,
+    UiBatch,
+};
 use crate::error::{AppError, AppResult};
 use crate::hub::Hub;
 
@@ -80,6 +84,73 @@ pub async fn login(
     if !token.is_empty() {
         hub.store_token(&entry, Token::new(token), remember)?;
     }
+    hub.activate(&entry.id).await?;
+    info(&hub, &entry.id).await
+}
+
+/// Saves the server and logs in at an OpenID provider: in the system
+/// browser (the redirect comes back to a loopback port of ours), with a
+/// device code (shown through `on_code`), or with client credentials. The
+/// login is kept in the keyring and refreshed by the engine; the server
+/// becomes active and connects.
+#[tauri::command]
+#[allow(clippy::too_many_arguments)]
+pub async fn login_oidc(
+    hub: HubState<'_>,
+    url: String,
+    name: Option<String>,
+    profile: Option<String>,
+    connection: Option<ConnectionInput>,
+    oidc: OidcInput,
+    on_code: Channel<DeviceCodeInfo>,
+) -> AppResult<ServerInfo> {
+    let profile = profile.as_deref().map(parse_profile).transpose()?;
+    let connection = crate::connection::prepare(&connection.unwrap_or_default())?;
+    let issuer = oidc.issuer.trim().to_owned();
+    let client_id = oidc.client_id.trim().to_owned();
+    if issuer.is_empty() || client_id.is_empty() {
+        return Err(AppError::invalid("the issuer and the client id are both needed"));
+    }
+    let secret = oidc.client_secret.unwrap_or_default().trim().to_owned();
+    if oidc.method == LoginMethod::ClientCredentials && secret.is_empty() {
+        return Err(AppError::invalid("client credentials need the client secret"));
+    }
+    // The URL is judged before anyone is sent to a browser.
+    FeedUrl::parse(&url)?;
+    let login = OidcLogin {
+        issuer,
+        client_id,
+        scope: oidc.scope.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+        method: oidc.method,
+    };
+    let http = holdline_login::http_client()?;
+    let endpoints = Endpoints::discover(&http, &login.issuer).await?;
+    let grant = match oidc.method {
+        LoginMethod::ClientCredentials => {
+            holdline_login::client_credentials_login(&http, &endpoints, login, secret).await?
+        }
+        LoginMethod::Device => {
+            holdline_login::device_login(&http, &endpoints, login, |code| {
+                let _ = on_code.send(DeviceCodeInfo {
+                    verification_uri: code.verification_uri.clone(),
+                    verification_uri_complete: code.verification_uri_complete.clone(),
+                    user_code: code.user_code.clone(),
+                    expires_in_s: code.expires_in.as_secs(),
+                });
+            })
+            .await?
+        }
+        LoginMethod::Browser => {
+            holdline_login::browser_login(&http, &endpoints, login, |address| {
+                if let Err(err) = webbrowser::open(address.as_str()) {
+                    tracing::warn!(%err, "the system browser could not be opened");
+                }
+            })
+            .await?
+        }
+    };
+    let entry = hub.save_server(None, name, &url, profile, connection)?;
+    hub.store_login(&entry, &grant)?;
     hub.activate(&entry.id).await?;
     info(&hub, &entry.id).await
 }

@@ -46,7 +46,33 @@ pub struct ServerInfo {
     pub has_token: bool,
     /// The token lives in memory only, for this session.
     pub session_only: bool,
+    /// The stored login that refreshes (its issuer, client and method;
+    /// nothing secret), when the server has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login: Option<holdline_login::OidcLogin>,
     pub active: bool,
+}
+
+/// How to log in at an OpenID provider, from the server editor.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OidcInput {
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub scope: Option<String>,
+    pub method: holdline_login::LoginMethod,
+    /// For `client_credentials` only.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+}
+
+/// What the UI shows while a device login waits for the person.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceCodeInfo {
+    pub verification_uri: String,
+    pub verification_uri_complete: Option<String>,
+    pub user_code: String,
+    pub expires_in_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -35,6 +35,10 @@ pub enum AppError {
     /// The desktop refused something (start at login, notifications).
     #[error("{message}")]
     Desktop { message: String },
+    /// An OpenID Connect login failed: refused, unreachable, or set up in
+    /// a way that cannot work.
+    #[error("{0}")]
+    Login(#[from] holdline_login::LoginError),
 }
 
 impl AppError {
@@ -61,6 +65,9 @@ impl AppError {
             AppError::Storage(_) => "storage",
             AppError::Settings { .. } => "settings",
             AppError::Export { .. } => "export",
+            AppError::Login(holdline_login::LoginError::Refused { .. }) => "login_refused",
+            AppError::Login(holdline_login::LoginError::Unreachable { .. }) => "login_unreachable",
+            AppError::Login(holdline_login::LoginError::Invalid { .. }) => "invalid_input",
         }
     }
 }

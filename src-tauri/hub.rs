@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use holdline_engine::{
     BackoffConfig, Engine, EngineConfig, FeedUrl, HistoryEntry, HistoryKind, Level, Profile,
-    StartFrom, Stores, Token,
+    StartFrom, Stores, Token, TokenSource,
 };
+use holdline_credentials::{CredentialError, StoredCredential};
 use holdline_storage::{Database, SqliteCursorStore, SqliteOutboxStore};
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -143,11 +144,15 @@ impl Hub {
         let mut infos = Vec::new();
         for entry in self.servers() {
             let session_only = session.contains_key(&entry.id) && !entry.builtin;
-            let has_token = session.contains_key(&entry.id) || self.keyring_token(&entry).is_some();
+            let login = self.keyring_login(&entry);
+            let has_token = session.contains_key(&entry.id)
+                || login.is_some()
+                || self.keyring_token(&entry).is_some();
             infos.push(ServerInfo {
                 active: active.as_deref() == Some(entry.id.as_str()),
                 has_token,
                 session_only,
+                login,
                 entry,
             });
         }
@@ -234,18 +239,29 @@ impl Hub {
 
     // ---- tokens -------------------------------------------------------
 
+    /// A keyring failure is remembered for the servers list to show.
+    fn from_keyring<T>(&self, read: Result<Option<T>, CredentialError>) -> Option<T> {
+        read.unwrap_or_else(|err| {
+            *locked(&self.keyring_problem) = Some(err.to_string());
+            None
+        })
+    }
+
     fn keyring_token(&self, entry: &ServerEntry) -> Option<Token> {
         if entry.builtin {
             return None;
         }
         let (url, _) = FeedUrl::parse(&entry.url).ok()?;
-        match holdline_credentials::load(&url) {
-            Ok(token) => token,
-            Err(err) => {
-                *locked(&self.keyring_problem) = Some(err.to_string());
-                None
-            }
+        self.from_keyring(holdline_credentials::load(&url))
+    }
+
+    fn keyring_login(&self, entry: &ServerEntry) -> Option<holdline_login::OidcLogin> {
+        if entry.builtin {
+            return None;
         }
+        let (url, _) = FeedUrl::parse(&entry.url).ok()?;
+        self.from_keyring(holdline_credentials::load_login(&url))
+            .map(|grant| grant.login)
     }
 
     pub fn keyring_status(&self) -> KeyringStatus {
@@ -286,9 +302,39 @@ impl Hub {
         Ok(())
     }
 
-    fn token_for(&self, entry: &ServerEntry) -> Option<Token> {
-        let session = locked(&self.session_tokens).get(&entry.id).cloned();
-        session.or_else(|| self.keyring_token(entry))
+    /// Keeps a login that refreshes in the keyring (there is no session-only
+    /// place for one: its refreshed tokens must outlive the run).
+    pub fn store_login(&self, entry: &ServerEntry, grant: &holdline_login::Grant) -> AppResult<()> {
+        let (url, _) = FeedUrl::parse(&entry.url)?;
+        if let Err(err) = holdline_credentials::store_login(&url, grant) {
+            *locked(&self.keyring_problem) = Some(err.to_string());
+            return Err(err.into());
+        }
+        *locked(&self.keyring_problem) = None;
+        locked(&self.session_tokens).remove(&entry.id);
+        Ok(())
+    }
+
+    /// What the engine connects with: a token for this session, else the
+    /// keyring's login that refreshes or token.
+    fn credential_for(&self, entry: &ServerEntry) -> Credential {
+        if let Some(token) = locked(&self.session_tokens).get(&entry.id).cloned() {
+            return Credential::fixed(token);
+        }
+        if entry.builtin {
+            return Credential::default();
+        }
+        let Ok((url, _)) = FeedUrl::parse(&entry.url) else {
+            return Credential::default();
+        };
+        match self.from_keyring(holdline_credentials::load_credential(&url)) {
+            Some(StoredCredential::Token(token)) => Credential::fixed(token),
+            Some(StoredCredential::Login(session)) => Credential {
+                token: None,
+                source: Some(session),
+            },
+            None => Credential::default(),
+        }
     }
 
     // ---- the active engine -------------------------------------------
@@ -332,7 +378,7 @@ impl Hub {
         &self,
         entry: &ServerEntry,
         url: FeedUrl,
-        token: Option<Token>,
+        credential: Credential,
         profile: Profile,
     ) -> EngineConfig {
         let prefs: Preferences = self.settings.preferences();
@@ -343,7 +389,8 @@ impl Hub {
                     None
                 })
             });
-        let mut config = EngineConfig::new(url, token);
+        let mut config = EngineConfig::new(url, credential.token);
+        config.token_source = credential.source;
         config.proxy = proxy;
         config.client_certificate = client_certificate;
         config.backoff =
@@ -372,9 +419,11 @@ impl Hub {
         {
             let engine = current.engine.clone();
             drop(active);
-            // The token as it is now: one forgotten by a logout is not
-            // sent again.
-            engine.set_token(self.token_for(&entry)).await?;
+            // The credential as it is now: one forgotten by a logout is
+            // not sent again.
+            let credential = self.credential_for(&entry);
+            engine.set_token(credential.token).await?;
+            engine.set_token_source(credential.source).await?;
             engine.connect().await?;
             return Ok(engine);
         }
@@ -404,7 +453,7 @@ impl Hub {
             cursors: self.cursors.clone(),
             outbox: Arc::new(SqliteOutboxStore::new(self.db.clone(), server_key.clone())),
         };
-        let config = self.engine_config(&entry, url, self.token_for(&entry), profile);
+        let config = self.engine_config(&entry, url, self.credential_for(&entry), profile);
         let (engine, mut deliveries) = Engine::start(config, stores)?;
         if let Err(err) = self.subscribe_saved(&engine, &entry, &feeds).await {
             engine.shutdown().await;
@@ -619,5 +668,21 @@ impl Hub {
             ),
         };
         self.record(kind, Level::Info, message, json!({ "trigger": trigger }));
+    }
+}
+
+/// A server's token, or the login that refreshes it.
+#[derive(Default)]
+struct Credential {
+    token: Option<Token>,
+    source: Option<Arc<dyn TokenSource>>,
+}
+
+impl Credential {
+    fn fixed(token: Token) -> Credential {
+        Credential {
+            token: Some(token),
+            source: None,
+        }
     }
 }

@@ -490,3 +490,51 @@ fn login_through_a_proxy_keeps_its_password_out_of_every_file() {
         },
     );
 }
+
+#[test]
+fn login_oidc_with_client_credentials_stays_open_across_expiries() {
+    in_fresh_home(
+        "login_oidc_with_client_credentials_stays_open_across_expiries",
+        |home| {
+            use holdline_testkit::OidcProvider;
+            use holdline_testkit::oidc_provider::{AUDIENCE, SERVICE_CLIENT};
+            let provider = tauri::async_runtime::block_on(OidcProvider::start(1));
+            let server = tauri::async_runtime::block_on(holdline_server::start(ServerConfig {
+                oidc: Some(holdline_server::OidcSpec {
+                    issuer: provider.issuer().to_owned(),
+                    audience: AUDIENCE.to_owned(),
+                }),
+                ..Default::default()
+            }))
+            .expect("the reference server starts");
+            let (_app, webview) = start_app(home, |_| {});
+            let login = |secret: &str| {
+                call(
+                    &webview,
+                    "login_oidc",
+                    json!({"url": server.url(), "name": "OIDC",
+                           "oidc": {"issuer": provider.issuer(), "client_id": SERVICE_CLIENT,
+                                    "method": "client_credentials", "client_secret": secret},
+                           "onCode": "__CHANNEL__:7"}),
+                )
+            };
+            let refused = login("not-the-secret").expect_err("a wrong secret is refused");
+            assert_eq!(refused["code"], "login_refused", "{refused}");
+            assert!(refused["message"].as_str().unwrap().contains("invalid_client"));
+            let info = login(provider.client_secret()).expect("the login is taken");
+            assert_eq!(info["login"]["method"], "client_credentials");
+            assert_eq!(info["login"]["issuer"], provider.issuer());
+            assert_eq!(info["has_token"], true);
+            // Tokens live a second: staying open through three of them
+            // takes a refresh at each.
+            wait_for("three tokens issued and the engine open", || {
+                provider.tokens_issued("client_credentials") >= 4 && engine_state(&webview) == "open"
+            });
+            let snapshot = call(&webview, "snapshot", json!({})).unwrap();
+            assert!(snapshot["engine"]["token_refreshed_at_ms"].is_i64(), "{snapshot}");
+            call(&webview, "history_export", json!({"query": {}})).unwrap();
+            assert_no_file_holds(home, provider.client_secret());
+            call(&webview, "server_remove", json!({"id": info["id"]})).unwrap();
+        },
+    );
+}

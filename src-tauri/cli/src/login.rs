@@ -5,10 +5,10 @@ use std::io::{IsTerminal, Read};
 use std::sync::Arc;
 
 use clap::Args;
-use holdline_credentials::KeyringGrantKeeper;
+use holdline_credentials::StoredCredential;
 use holdline_engine::{EngineConfig, FeedUrl, Token};
 use holdline_login::{
-    DeviceCode, Endpoints, Grant, LoginError, LoginMethod, OidcLogin, OidcSession, browser_login,
+    DeviceCode, Endpoints, LoginError, LoginMethod, OidcLogin, OidcSession, browser_login,
     client_credentials_login, device_login, http_client,
 };
 
@@ -57,33 +57,15 @@ impl Credential {
         if from_url.is_some() {
             return Credential::Fixed(from_url);
         }
-        match holdline_credentials::load_login(url) {
-            Ok(Some(grant)) => return Credential::refreshing(url, grant),
-            Ok(None) => {}
-            Err(err) => complain(&err.to_string()),
-        }
-        match holdline_credentials::load(url) {
-            Ok(Some(token)) => Credential::Fixed(Some(token)),
+        match holdline_credentials::load_credential(url) {
+            Ok(Some(StoredCredential::Login(session))) => Credential::Refreshing(session),
+            Ok(Some(StoredCredential::Token(token))) => Credential::Fixed(Some(token)),
             Ok(None) => {
                 complain(&format!(
                     "no token for {url}: connecting without one (run `holdline-cli login {url}` or set HOLDLINE_TOKEN)"
                 ));
                 Credential::Fixed(None)
             }
-            Err(err) => {
-                complain(&err.to_string());
-                Credential::Fixed(None)
-            }
-        }
-    }
-
-    fn refreshing(url: &FeedUrl, grant: Grant) -> Credential {
-        match http_client() {
-            Ok(http) => Credential::Refreshing(Arc::new(OidcSession::new(
-                grant,
-                Arc::new(KeyringGrantKeeper::new(url.clone())),
-                http,
-            ))),
             Err(err) => {
                 complain(&err.to_string());
                 Credential::Fixed(None)

@@ -7,7 +7,9 @@
 //! both.
 
 use holdline_engine::{FeedUrl, Token};
-use holdline_login::{Grant, GrantKeeper};
+use std::sync::Arc;
+
+use holdline_login::{Grant, GrantKeeper, OidcSession};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -90,8 +92,10 @@ pub fn load(url: &FeedUrl) -> Result<Option<Token>, CredentialError> {
     load_secret(url, Secret::Token)
 }
 
+/// Stores the server's token, which replaces a login that refreshes.
 pub fn store(url: &FeedUrl, token: &Token) -> Result<(), CredentialError> {
-    store_secret(url, Secret::Token, token)
+    store_secret(url, Secret::Token, token)?;
+    delete_secret(url, Secret::Login).map(drop)
 }
 
 /// Deletes the stored token; true when there was one.
@@ -138,8 +142,32 @@ pub fn load_login(url: &FeedUrl) -> Result<Option<Grant>, CredentialError> {
         })
 }
 
+/// Stores a login that refreshes, which replaces the server's token.
 pub fn store_login(url: &FeedUrl, grant: &Grant) -> Result<(), CredentialError> {
-    store_secret(url, Secret::Login, &Token::new(grant.to_json()))
+    store_secret(url, Secret::Login, &Token::new(grant.to_json()))?;
+    delete_secret(url, Secret::Token).map(drop)
+}
+
+/// What the keyring holds to connect to a server with.
+pub enum StoredCredential {
+    /// A login that refreshes, ready to hand the engine as its token source.
+    Login(Arc<OidcSession>),
+    Token(Token),
+}
+
+/// The server's stored credential: its login that refreshes, else its
+/// token. (Storing either removes the other.)
+pub fn load_credential(url: &FeedUrl) -> Result<Option<StoredCredential>, CredentialError> {
+    if let Some(grant) = load_login(url)? {
+        let http = holdline_login::http_client().map_err(|e| CredentialError::Refused {
+            detail: e.to_string(),
+        })?;
+        let keeper = Arc::new(KeyringGrantKeeper::new(url.clone()));
+        return Ok(Some(StoredCredential::Login(Arc::new(OidcSession::new(
+            grant, keeper, http,
+        )))));
+    }
+    Ok(load(url)?.map(StoredCredential::Token))
 }
 
 /// Keeps a login's refreshed tokens in the keyring, where the next run

@@ -247,6 +247,15 @@ impl Engine {
         self.send(Command::SetToken(token)).await
     }
 
+    /// Replaces the login that refreshes (which, when set, is asked for the
+    /// token instead of the one `set_token` gave) from the next attempt on.
+    pub async fn set_token_source(
+        &self,
+        source: Option<Arc<dyn TokenSource>>,
+    ) -> Result<(), EngineError> {
+        self.send(Command::SetTokenSource(source)).await
+    }
+
     pub async fn snapshot(&self) -> Result<Snapshot, EngineError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Snapshot(reply)).await?;

@@ -43,6 +43,10 @@ impl Actor {
                 self.wire.set_token(token.clone());
                 self.config.token = token;
             }
+            Command::SetTokenSource(source) => {
+                self.config.token_source = source;
+                self.token_expires_at_ms = None;
+            }
             Command::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
             }

@@ -162,6 +162,9 @@ impl Actor {
     /// Keeps what the observers show of a token from a token source and
     /// says in the history when it was refreshed (never the token).
     fn took_token(&mut self, fresh: FreshToken) -> Token {
+        // A wire that logs in with a message (`{token}` in a template)
+        // sends this one too.
+        self.wire.set_token(Some(fresh.token.clone()));
         self.token_expires_at_ms = fresh.expires_at_ms;
         if fresh.refreshed {
             self.token_refreshed_at_ms = Some(now_ms());

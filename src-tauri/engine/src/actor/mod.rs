@@ -64,6 +64,7 @@ pub(crate) enum Command {
     },
     Trigger(Trigger),
     SetToken(Option<Token>),
+    SetTokenSource(Option<Arc<dyn crate::token_source::TokenSource>>),
     Snapshot(oneshot::Sender<Snapshot>),
     Shutdown(oneshot::Sender<()>),
 }
