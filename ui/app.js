@@ -1,7 +1,7 @@
 // Holdline's UI: renders what the backend pushes and sends commands. It
 // keeps no connection, retry, ordering or storage logic of its own.
 
-import { invoke, attach } from './bridge.js';
+import { invoke, invokeReporting, attach } from './bridge.js';
 import { createServersView } from './views/servers.js';
 import { createFeedsView } from './views/feeds.js';
 import { createLiveView } from './views/live.js';
@@ -109,7 +109,7 @@ function setupTabs() {
 }
 
 async function main() {
-  const context = { invoke, rebuild, announce: (text) => views.status.announce(text) };
+  const context = { invoke, invokeReporting, rebuild, announce: (text) => views.status.announce(text) };
   views.status = createStatusView(context);
   views.servers = createServersView(context);
   views.feeds = createFeedsView(context);

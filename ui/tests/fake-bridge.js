@@ -12,6 +12,7 @@
   let nextId = 1;
   let state = { state: 'open', session: 's1', raw: false };
   let snapshotGate = null;
+  let loginGate = null;
 
   function fail(code, message) {
     return Promise.reject({ code, message });
@@ -62,6 +63,19 @@
       servers.push(entry);
       return entry;
     },
+    // As the backend: a device login reports its code, then waits for the
+    // person (here: until the test releases it).
+    login_oidc: async ({ url, oidc, onCode }) => {
+      if (!oidc.issuer || !oidc.client_id) return fail('invalid_input', 'the issuer and the client id are both needed');
+      if (oidc.method === 'client_credentials' && !oidc.client_secret) return fail('invalid_input', 'client credentials need the client secret');
+      if (oidc.method === 'device') onCode({ verification_uri: `${oidc.issuer}/device`, verification_uri_complete: null, user_code: 'WDJB-MJHT', expires_in_s: 600 });
+      if (loginGate) await loginGate;
+      for (const s of servers) s.active = false;
+      const entry = { id: `srv-${nextId++}`, name: new URL(url.replace(/^ws/, 'http')).host, url, builtin: false, has_token: true, session_only: false, active: true,
+        login: { issuer: oidc.issuer, client_id: oidc.client_id, method: oidc.method } };
+      servers.push(entry);
+      return entry;
+    },
     subscribe: ({ feed }) => {
       if (!/^[A-Za-z0-9._:-]{1,128}$/.test(feed)) return fail('invalid_input', `invalid feed name: ${feed}`);
       if (!subscribed.includes(feed)) subscribed.push(feed);
@@ -106,6 +120,12 @@
     emit(items, dropped = 0) { listener?.(items, dropped); },
     setHistory(rows) { history = rows; },
     setEngineState(next) { state = next; },
+    /** Holds OpenID logins unfinished until the returned function is called. */
+    holdLogins() {
+      let release;
+      loginGate = new Promise((resolve) => { release = resolve; });
+      return () => { loginGate = null; release(); };
+    },
     /** Holds snapshot answers until the returned function is called. */
     holdSnapshots() {
       let release;

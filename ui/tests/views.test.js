@@ -440,3 +440,34 @@ test('the server editor speaks graphql-ws: a row per feed, a query that does not
   await page.locator('.server.active', { hasText: 'gql.example' }).waitFor();
   assert.deepEqual(Object.keys(JSON.parse((await calls('login')).at(-1).profile).feeds), ['ticks', 'chat']);
 });
+
+test('the server editor signs in with OpenID Connect: the device code is shown, the login kept, the token\'s expiry in the status bar', async () => {
+  await page.getByTestId('server-add').click();
+  await page.getByTestId('server-url').fill('wss://feeds.example.com/ws');
+  await page.getByTestId('server-login-method').selectOption('device');
+  assert.equal(await page.getByTestId('server-token').isVisible(), false, 'no token field for OpenID');
+  assert.equal(await page.getByTestId('server-oidc-secret').isVisible(), false, 'no secret for a device login');
+  await page.getByTestId('server-login-method').selectOption('client_credentials');
+  assert.equal(await page.getByTestId('server-oidc-secret').isVisible(), true);
+  await page.getByTestId('login-submit').click();
+  const error = page.locator('#login-error');
+  await error.waitFor();
+  assert.match(await error.textContent(), /issuer and the client id/);
+  await page.getByTestId('server-login-method').selectOption('device');
+  await page.getByTestId('server-oidc-issuer').fill('https://id.example.com');
+  await page.getByTestId('server-oidc-client').fill('holdline-app');
+  const release = await page.evaluateHandle(() => globalThis.__fake.holdLogins());
+  await page.getByTestId('login-submit').click();
+  await page.getByTestId('login-progress').filter({ hasText: 'WDJB-MJHT' }).waitFor();
+  assert.match(await page.getByTestId('login-progress').textContent(), /Open https:\/\/id\.example\.com\/device on any device and enter the code WDJB-MJHT/);
+  await release.evaluate((done) => done());
+  await page.locator('.server.active [data-testid="server-oidc"]').waitFor();
+  assert.equal(await page.getByTestId('login-progress').isVisible(), false, 'the code goes once the login is done');
+  const sent = (await calls('login_oidc')).at(-1);
+  assert.deepEqual(sent.oidc, { issuer: 'https://id.example.com', client_id: 'holdline-app', scope: null, method: 'device', client_secret: null });
+  assert.equal(sent.url, 'wss://feeds.example.com/ws');
+  const now = Date.now();
+  await emit([{ t: 'stats', snapshot: { feeds: [], outbox: [], rtt_ms: 1, token_expires_at_ms: now + 90_000, token_refreshed_at_ms: now } }]);
+  await page.getByTestId('token-status').filter({ hasText: 'refreshed' }).waitFor();
+  assert.match(await page.getByTestId('token-status').textContent(), /token expires in (89|90) s · refreshed/);
+});

@@ -2,9 +2,10 @@
 
 import { $, el, showError } from './dom.js';
 import { createConnectionEditor } from './connection.js';
+import { createLoginMethodEditor } from './login-method.js';
 import { createProfileEditor } from './profile.js';
 
-export function createServersView({ invoke, rebuild, announce }) {
+export function createServersView({ invoke, invokeReporting, rebuild, announce }) {
   const list = $('#server-list');
   const form = $('#login-form');
   const addButton = $('#server-add');
@@ -12,17 +13,26 @@ export function createServersView({ invoke, rebuild, announce }) {
   const sessionButton = $('#login-session');
   const profile = createProfileEditor();
   const connection = createConnectionEditor();
+  const method = createLoginMethodEditor();
+  const progress = $('#login-progress');
+
+  function showProgress(text) {
+    progress.textContent = text ?? '';
+    progress.hidden = !text;
+  }
 
   function openForm(open) {
     form.hidden = !open;
     addButton.setAttribute('aria-expanded', String(open));
     showError(error, null);
+    showProgress(null);
     sessionButton.hidden = true;
     if (open) {
       // A new server starts blank, but keeps the protocol and profile last
       // chosen: a second server of the same API needs only its URL.
       for (const id of ['#server-name', '#server-url', '#server-token']) $(id).value = '';
       connection.clear({ all: true });
+      method.clear({ all: true });
       $('#server-url').focus();
     }
   }
@@ -30,20 +40,30 @@ export function createServersView({ invoke, rebuild, announce }) {
   addButton.addEventListener('click', () => openForm(form.hidden));
   $('#login-cancel').addEventListener('click', () => openForm(false));
 
-  async function login(remember) {
-    const args = {
+  /** A token login, or an OpenID Connect one the backend carries out. */
+  function send(remember) {
+    const common = {
       url: $('#server-url').value.trim(),
-      token: $('#server-token').value,
-      remember,
       name: $('#server-name').value.trim() || null,
       profile: profile.value(),
       connection: connection.value(),
     };
+    const oidc = method.value();
+    if (!oidc) return invoke('login', { ...common, token: $('#server-token').value, remember });
+    showProgress(oidc.method === 'browser' ? 'Finish the login in your browser…'
+      : oidc.method === 'device' ? 'Asking the provider for a code…' : 'Logging in…');
+    return invokeReporting('login_oidc', { ...common, oidc }, 'onCode', (code) => {
+      showProgress(`Open ${code.verification_uri} on any device and enter the code ${code.user_code} (within ${Math.round(code.expires_in_s / 60)} min).`);
+    });
+  }
+
+  async function login(remember) {
     showError(error, null);
     $('#login-submit').disabled = true;
     try {
-      const info = await invoke('login', args);
+      const info = await send(remember);
       $('#server-token').value = '';
+      method.clear({ all: false });
       connection.clear({ all: false });
       openForm(false);
       announce(`Logged in to ${info.name}`);
@@ -54,6 +74,7 @@ export function createServersView({ invoke, rebuild, announce }) {
       // No keyring: offer to keep the token in memory for this session.
       sessionButton.hidden = err.code !== 'keyring_unavailable';
     } finally {
+      showProgress(null);
       $('#login-submit').disabled = false;
     }
   }
@@ -86,6 +107,7 @@ export function createServersView({ invoke, rebuild, announce }) {
       el('span', { className: 'name', text: server.name, title: server.url }),
       protocol && protocol !== 'holdline.v1' ? el('span', { className: 'badge', text: protocol, title: `Speaks ${protocol} through its profile` }) : null,
       server.session_only ? el('span', { className: 'badge', text: 'session', title: 'Token kept in memory only' }) : null,
+      server.login ? el('span', { className: 'badge', 'data-testid': 'server-oidc', text: 'OIDC', title: `Logged in at ${server.login.issuer} as ${server.login.client_id} (${server.login.method.replace('_', ' ')}); refreshed by itself` }) : null,
       server.connection?.proxy && server.connection.proxy !== 'none'
         ? el('span', { className: 'badge', 'data-testid': 'server-proxy', text: 'proxy', title: `Through ${server.connection.proxy}` }) : null,
       server.connection?.client_cert

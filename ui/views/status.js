@@ -8,6 +8,7 @@ export function createStatusView({ invoke }) {
   const detail = $('#state-detail');
   const dot = $('#state-dot');
   const rtt = $('#rtt');
+  const tokenStatus = $('#token-status');
   const announcer = $('#announcer');
   let current = { state: 'idle' };
   let countdown = null;
@@ -18,6 +19,16 @@ export function createStatusView({ invoke }) {
 
   function announce(text) {
     announcer.textContent = text;
+  }
+
+  /** A login that refreshes: when its token expires, when it was refreshed. */
+  function describeToken(snapshot) {
+    const expires = snapshot?.token_expires_at_ms;
+    if (expires == null) return '';
+    const left = Math.round((expires - Date.now()) / 1000);
+    const when = left > 0 ? `token expires in ${left >= 120 ? `${Math.round(left / 60)} min` : `${left} s`}` : 'token expired';
+    const refreshed = snapshot.token_refreshed_at_ms;
+    return refreshed != null ? `${when} · refreshed ${new Date(refreshed).toLocaleTimeString()}` : when;
   }
 
   function describe(s) {
@@ -50,6 +61,7 @@ export function createStatusView({ invoke }) {
     announce,
     onStats(snapshot) {
       rtt.textContent = snapshot?.rtt_ms != null ? `RTT ${snapshot.rtt_ms.toFixed(1)} ms` : '';
+      tokenStatus.textContent = describeToken(snapshot);
     },
     setServer(server) {
       $('#server-label').textContent = server ? `${server.name} · ${server.url}` : '';
