@@ -109,18 +109,25 @@ pub async fn login_oidc(
     let issuer = oidc.issuer.trim().to_owned();
     let client_id = oidc.client_id.trim().to_owned();
     if issuer.is_empty() || client_id.is_empty() {
-        return Err(AppError::invalid("the issuer and the client id are both needed"));
+        return Err(AppError::invalid(
+            "the issuer and the client id are both needed",
+        ));
     }
     let secret = oidc.client_secret.unwrap_or_default().trim().to_owned();
     if oidc.method == LoginMethod::ClientCredentials && secret.is_empty() {
-        return Err(AppError::invalid("client credentials need the client secret"));
+        return Err(AppError::invalid(
+            "client credentials need the client secret",
+        ));
     }
     // The URL is judged before anyone is sent to a browser.
     FeedUrl::parse(&url)?;
     let login = OidcLogin {
         issuer,
         client_id,
-        scope: oidc.scope.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+        scope: oidc
+            .scope
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty()),
         method: oidc.method,
     };
     let http = holdline_login::http_client()?;

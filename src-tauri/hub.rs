@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use holdline_credentials::{CredentialError, StoredCredential};
 use holdline_engine::{
     BackoffConfig, Engine, EngineConfig, FeedUrl, HistoryEntry, HistoryKind, Level, Profile,
     StartFrom, Stores, Token, TokenSource,
 };
-use holdline_credentials::{CredentialError, StoredCredential};
 use holdline_storage::{Database, SqliteCursorStore, SqliteOutboxStore};
 use serde_json::json;
 use tokio::task::JoinHandle;

@@ -520,7 +520,12 @@ fn login_oidc_with_client_credentials_stays_open_across_expiries() {
             };
             let refused = login("not-the-secret").expect_err("a wrong secret is refused");
             assert_eq!(refused["code"], "login_refused", "{refused}");
-            assert!(refused["message"].as_str().unwrap().contains("invalid_client"));
+            assert!(
+                refused["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("invalid_client")
+            );
             let info = login(provider.client_secret()).expect("the login is taken");
             assert_eq!(info["login"]["method"], "client_credentials");
             assert_eq!(info["login"]["issuer"], provider.issuer());
@@ -528,12 +533,21 @@ fn login_oidc_with_client_credentials_stays_open_across_expiries() {
             // Tokens live a second: staying open through three of them
             // takes a refresh at each.
             wait_for("three tokens issued and the engine open", || {
-                provider.tokens_issued("client_credentials") >= 4 && engine_state(&webview) == "open"
+                provider.tokens_issued("client_credentials") >= 4
+                    && engine_state(&webview) == "open"
             });
             let snapshot = call(&webview, "snapshot", json!({})).unwrap();
-            assert!(snapshot["engine"]["token_refreshed_at_ms"].is_i64(), "{snapshot}");
+            assert!(
+                snapshot["engine"]["token_refreshed_at_ms"].is_i64(),
+                "{snapshot}"
+            );
             call(&webview, "history_export", json!({"query": {}})).unwrap();
             assert_no_file_holds(home, provider.client_secret());
+            let (url, _) = holdline_engine::FeedUrl::parse(&server.url()).unwrap();
+            let stored = holdline_credentials::load_login(&url)
+                .unwrap()
+                .expect("the login is in the keyring");
+            assert_no_file_holds(home, stored.access_token.as_deref().unwrap());
             call(&webview, "server_remove", json!({"id": info["id"]})).unwrap();
         },
     );

@@ -162,6 +162,8 @@ async fn device_login_then_tail_refreshes_across_expiries_with_nothing_lost() {
         }
     };
     let mut tailing = tail(&server, state.path(), EVENTS);
+    // Every library's trace logging on: none of them may print a token.
+    tailing.env("RUST_LOG", "trace");
     let (_, tailed) = tokio::join!(publishing, run(&mut tailing));
     assert_eq!(tailed.code, 0, "{}", tailed.stderr);
     let seqs: Vec<u64> = tailed
@@ -295,6 +297,9 @@ async fn client_credentials_from_stdin_log_in_and_publish_renews_the_token() {
             .arg(format!("{{\"n\":{n}}}"))
             .arg("--state-dir")
             .arg(state.path());
+        if n == 0 {
+            publish.env("RUST_LOG", "trace");
+        }
         let published = run(&mut publish).await;
         assert_eq!(published.code, 0, "{}", published.stderr);
         publishes.push(published);
@@ -306,6 +311,14 @@ async fn client_credentials_from_stdin_log_in_and_publish_renews_the_token() {
     );
     let mut runs = vec![&wrong, &login];
     runs.extend(publishes.iter());
-    assert_nowhere(&[provider.client_secret().to_owned()], &runs, state.path());
+    let stored = stored_login(&server);
+    let secrets: Vec<String> = [
+        Some(provider.client_secret().to_owned()),
+        stored.access_token,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    assert_nowhere(&secrets, &runs, state.path());
     run(cli().args(["logout", &server.url()])).await;
 }
