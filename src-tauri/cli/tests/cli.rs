@@ -12,7 +12,7 @@ use holdline_server::{RunningServer, ServerConfig};
 use holdline_testkit::within;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use support::{WAIT, cli_with_token, keyring_available, run, walk};
+use support::{WAIT, cli_with_token, keyring_available, run, run_with_stdin, walk};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
@@ -320,26 +320,8 @@ async fn login_stores_the_token_in_the_keyring_and_logout_removes_it() {
     let state = tempfile::tempdir().unwrap();
     publish(&server, "f", 1..=1).await;
     let url = server.url();
-    let mut login = cli();
-    login.args(["login", &url]).stdin(Stdio::piped());
-    let mut child = login.spawn().unwrap();
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(format!("{TOKEN}\n").as_bytes())
-            .await
-            .unwrap();
-    }
-    let output = within(WAIT, "login", child.wait_with_output())
-        .await
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let login = run_with_stdin(cli().args(["login", &url]), &format!("{TOKEN}\n")).await;
+    assert_eq!(login.code, 0, "{}", login.stderr);
 
     // The token now comes from the keyring alone.
     let from_keyring = run(tail(
@@ -377,24 +359,13 @@ async fn a_dead_keyring_is_a_clear_error_that_names_the_fix() {
         dead.stderr
     );
     let mut login = cli();
-    login
-        .args(["login", "ws://127.0.0.1:9/"])
-        .env(
-            "DBUS_SESSION_BUS_ADDRESS",
-            "unix:path=/nonexistent/holdline-test-bus",
-        )
-        .stdin(Stdio::piped());
-    let mut child = login.spawn().unwrap();
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(b"some-token\n").await.unwrap();
-    }
-    let output = within(WAIT, "login", child.wait_with_output())
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    login.args(["login", "ws://127.0.0.1:9/"]).env(
+        "DBUS_SESSION_BUS_ADDRESS",
+        "unix:path=/nonexistent/holdline-test-bus",
+    );
+    let output = run_with_stdin(&mut login, "some-token\n").await;
+    let stderr = output.stderr;
+    assert_eq!(output.code, 1, "{stderr}");
     assert!(
         stderr.contains("keyring") && stderr.contains("HOLDLINE_TOKEN"),
         "{stderr}"

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use holdline_engine::FeedUrl;
@@ -13,8 +12,8 @@ use holdline_server::{OidcSpec, RunningServer, ServerConfig};
 use holdline_testkit::oidc_provider::{AUDIENCE, PUBLIC_CLIENT, SERVICE_CLIENT};
 use holdline_testkit::{OidcProvider, within};
 use serde_json::value::RawValue;
-use support::{Run, WAIT, cli_with_token, keyring_available, run, walk};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use support::{Run, WAIT, cli_with_token, keyring_available, run, run_with_stdin, walk};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 async fn feed_server(provider: &OidcProvider) -> RunningServer {
@@ -250,22 +249,8 @@ async fn client_credentials_login(
     secret: &str,
 ) -> Run {
     let mut command = login_command(server, provider, SERVICE_CLIENT);
-    command.arg("--client-credentials").stdin(Stdio::piped());
-    let mut child = command.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(format!("{secret}\n").as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
-    let output = within(WAIT, "login", child.wait_with_output())
-        .await
-        .unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: support::json_lines(&output.stdout),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+    command.arg("--client-credentials");
+    run_with_stdin(&mut command, &format!("{secret}\n")).await
 }
 
 #[tokio::test]

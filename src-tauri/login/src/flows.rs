@@ -247,6 +247,8 @@ pub async fn browser_login(
 async fn wait_for_code(listener: &TcpListener, state: &CsrfToken) -> Result<String, LoginError> {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors and the like: wait, do not spin.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         match read_redirect(stream, state).await {

@@ -78,10 +78,29 @@ pub async fn run(command: &mut Command) -> Run {
     let output = within(WAIT, "holdline-cli to exit", command.output())
         .await
         .unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: json_lines(&output.stdout),
-        stderr: String::from_utf8(output.stderr).unwrap(),
+    Run::from(output)
+}
+
+/// Runs `command` to its end with `input` (then end of file) on stdin.
+pub async fn run_with_stdin(command: &mut Command, input: &str) -> Run {
+    use tokio::io::AsyncWriteExt;
+    let mut child = command.stdin(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = within(WAIT, "holdline-cli to exit", child.wait_with_output())
+        .await
+        .unwrap();
+    Run::from(output)
+}
+
+impl From<std::process::Output> for Run {
+    fn from(output: std::process::Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: json_lines(&output.stdout),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
     }
 }
 
