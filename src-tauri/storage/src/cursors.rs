@@ -2,16 +2,19 @@
 //! transaction at most every `write_interval` (and on `flush`): at 50,000
 //! events/s a commit per event would be the bottleneck, and progress lost
 //! to a crash only replays events, never skips them. A session's resume
-//! point (Socket.IO) is written in the same transaction as the cursors.
+//! point (Socket.IO) is written in the same transaction as the cursors, and
+//! so is the record of what was delivered (`record`): after a crash the
+//! record and the cursors end at the same delivery.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use holdline_engine::{Cursor, CursorStore, SessionMark, StoreError};
+use holdline_engine::{Cursor, CursorStore, Delivery, SessionMark, StoreError};
 use rusqlite::params;
 
 use crate::Database;
+use crate::record::RecordRow;
 
 pub struct SqliteCursorStore {
     db: Arc<Database>,
@@ -23,6 +26,7 @@ pub struct SqliteCursorStore {
 struct Pending {
     cursors: HashMap<(String, String), Cursor>,
     sessions: HashMap<String, SessionMark>,
+    records: Vec<RecordRow>,
     last_write: Option<Instant>,
 }
 
@@ -53,11 +57,12 @@ impl SqliteCursorStore {
     }
 
     fn write(&self, pending: &mut Pending) -> Result<(), StoreError> {
-        if pending.cursors.is_empty() && pending.sessions.is_empty() {
+        if pending.cursors.is_empty() && pending.sessions.is_empty() && pending.records.is_empty() {
             return Ok(());
         }
         let mut conn = self.db.conn();
         let tx = conn.transaction().map_err(|e| store_error(&self.db, e))?;
+        crate::record::insert(&tx, &pending.records).map_err(|e| store_error(&self.db, e))?;
         {
             let mut upsert = tx
                 .prepare_cached(
@@ -85,8 +90,27 @@ impl SqliteCursorStore {
         tx.commit().map_err(|e| store_error(&self.db, e))?;
         pending.cursors.clear();
         pending.sessions.clear();
+        pending.records.clear();
         pending.last_write = Some(Instant::now());
         Ok(())
+    }
+}
+
+impl SqliteCursorStore {
+    /// Keeps `delivery` in the record. It is written with the cursors, in
+    /// their transaction: call this just before the delivery's commit. A
+    /// delivery that moves a cursor waits for that commit, so the record
+    /// never holds an event the cursor has not reached (which a restart
+    /// would deliver, and record, again).
+    pub fn record(&self, server: &str, delivery: &Delivery) -> Result<(), StoreError> {
+        let row = RecordRow::from_delivery(server, delivery, holdline_engine::events::now_ms());
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.records.push(row);
+        if delivery.progress().cursor.is_some() {
+            Ok(())
+        } else {
+            self.changed(&mut pending)
+        }
     }
 }
 

@@ -6,7 +6,9 @@
 mod cursors;
 mod history;
 mod outbox;
+mod record;
 mod recorder;
+mod search;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -18,7 +20,9 @@ use thiserror::Error;
 pub use cursors::SqliteCursorStore;
 pub use history::{HistoryPage, HistoryQuery, HistoryRow, Retention};
 pub use outbox::SqliteOutboxStore;
+pub use record::{ExportFormat, RecordPage, RecordRetention, RecordRow, RecordUsage, RecordedItem};
 pub use recorder::record_history;
+pub use search::{Search, SearchError, SearchHit, SearchPage, SearchQuery};
 
 #[derive(Debug, Clone, Error, Serialize)]
 #[error("database {path}: {detail}")]
@@ -69,6 +73,22 @@ CREATE TABLE IF NOT EXISTS sessions (
     session  TEXT NOT NULL,
     "offset" TEXT NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS record (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    server  TEXT NOT NULL,
+    feed    TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    seq     INTEGER,
+    epoch   TEXT,
+    at_ms   INTEGER NOT NULL,
+    data    TEXT NOT NULL,
+    meta    TEXT,
+    bytes   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS record_server_feed ON record (server, feed, id);
+CREATE INDEX IF NOT EXISTS record_server ON record (server, id);
+CREATE INDEX IF NOT EXISTS record_time ON record (at_ms);
 
 CREATE TABLE IF NOT EXISTS outbox (
     server        TEXT NOT NULL,

@@ -3,7 +3,9 @@
 //! delivers two growing feeds and publishes. After every kill the database
 //! passes `PRAGMA integrity_check`; across all runs no event is skipped; in
 //! the end every publish that reached the outbox is on the server exactly
-//! once, and a publish acked before a kill is never published again as new.
+//! once, and a publish acked before a kill is never published again as new;
+//! the record of delivered events ends exactly at the cursor, each event in
+//! it once.
 //!
 //! The client is this test binary run again in the `client` role, so it can
 //! be killed without killing the test.
@@ -63,8 +65,9 @@ async fn run_client(db_path: &str, url: &str, publish_from: Option<u64>) {
     let db = Arc::new(db);
     let (url, _) = FeedUrl::parse(url).expect("url");
     let server_key = url.server_key().to_owned();
+    let cursors = Arc::new(SqliteCursorStore::new(db.clone()));
     let stores = Stores {
-        cursors: Arc::new(SqliteCursorStore::new(db.clone())),
+        cursors: cursors.clone(),
         outbox: Arc::new(SqliteOutboxStore::new(db.clone(), server_key.clone())),
     };
     let mut config = EngineConfig::new(url, Some(Token::new(TOKEN)));
@@ -76,7 +79,7 @@ async fn run_client(db_path: &str, url: &str, publish_from: Option<u64>) {
     let (engine, mut deliveries) = Engine::start(config, stores).expect("engine");
     tokio::spawn(holdline_storage::record_history(
         db.clone(),
-        server_key,
+        server_key.clone(),
         engine.events(),
     ));
     let mut events = engine.events();
@@ -88,12 +91,13 @@ async fn run_client(db_path: &str, url: &str, publish_from: Option<u64>) {
     }
     let _ = engine.connect().await;
     tokio::spawn(async move {
-        // Hand on, then commit: what the app's UI pump does.
+        // Record, hand on, then commit: what the app's UI pump does.
         while let Some(delivery) = deliveries.recv().await {
             if let Delivery::Event(event) = &delivery {
                 let seq = event.seq.unwrap_or_default();
                 say(&format!("event {} {seq}", event.feed));
             }
+            let _ = cursors.record(&server_key, &delivery);
             let _ = deliveries.commit(&delivery);
         }
     });
@@ -181,6 +185,41 @@ impl Seen {
             self.runs.entry(feed).or_default().push(seqs);
         }
     }
+}
+
+/// The record and the cursors agree: each feed's recorded events are its
+/// seqs from 1, each once, up to exactly the cursor.
+fn record_agrees_with_cursors(db: &Path) -> Result<(), String> {
+    let connection = rusqlite::Connection::open(db).expect("open");
+    for feed in ["a", "b"] {
+        let cursor: Option<i64> = connection
+            .query_row("SELECT seq FROM cursors WHERE feed = ?1", [feed], |row| {
+                row.get(0)
+            })
+            .ok();
+        let mut statement = connection
+            .prepare("SELECT seq FROM record WHERE feed = ?1 AND kind = 'event' ORDER BY id")
+            .expect("prepare");
+        let seqs: Vec<i64> = statement
+            .query_map([feed], |row| row.get(0))
+            .and_then(|rows| rows.collect())
+            .expect("read the record");
+        let expected: Vec<i64> = (1..=cursor.unwrap_or(0)).collect();
+        if seqs != expected {
+            let shown = |v: &[i64]| {
+                format!(
+                    "{} items ending {:?}",
+                    v.len(),
+                    v.iter().rev().take(3).collect::<Vec<_>>()
+                )
+            };
+            return Err(format!(
+                "feed {feed}: the cursor is at {cursor:?} but the record holds {}",
+                shown(&seqs)
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn integrity(db: &Path) -> String {
@@ -306,6 +345,9 @@ async fn kill_9_while_delivering_and_publishing_loses_and_repeats_nothing_the_ap
         let lines = lines.await.expect("lines");
         seen.take_run(&lines);
         assert_eq!(integrity(&db), "ok", "after kill {round} (seed {seed})");
+        if let Err(disagreement) = record_agrees_with_cursors(&db) {
+            panic!("after kill {round} (seed {seed}): {disagreement}");
+        }
         println!(
             "kill {round} after {kill_after} ms: {} lines, {} queued so far",
             lines.len(),
@@ -329,6 +371,7 @@ async fn kill_9_while_delivering_and_publishing_loses_and_repeats_nothing_the_ap
         output
     );
     assert_eq!(integrity(&db), "ok");
+    record_agrees_with_cursors(&db).expect("the record and the cursors agree at the end");
 
     // No event skipped: each run starts at or before the event after the
     // furthest one delivered before it, and counts up by one.
