@@ -7,7 +7,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use holdline_engine::{Delivery, RawFrame};
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -266,7 +266,7 @@ impl Database {
                 r.get(0)
             })
             .map_err(|e| self.err(e))?;
-        let excess = total - retention.max_bytes as i64;
+        let excess = total.saturating_sub(i64::try_from(retention.max_bytes).unwrap_or(i64::MAX));
         if excess > 0 {
             // The newest row whose running total (oldest first) reaches the
             // excess: it and everything older go.
@@ -277,6 +277,7 @@ impl Database {
                     params![excess],
                     |r| r.get(0),
                 )
+                .optional()
                 .map_err(|e| self.err(e))?;
             if let Some(cut) = cut {
                 deleted += tx
