@@ -21,6 +21,10 @@ macro_rules! with_commands {
             events_attach,
             history_query,
             history_export,
+            record_page,
+            record_search,
+            record_export,
+            record_usage,
             settings_get,
             settings_save
         )

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use holdline_engine::profile::Auth;
 use holdline_engine::{FeedUrl, PublishAck, Token};
 use holdline_login::{Endpoints, LoginMethod, OidcLogin};
-use holdline_storage::{HistoryPage, HistoryQuery};
+use holdline_storage::{
+    ExportFormat, HistoryPage, HistoryQuery, RecordPage, RecordUsage, Search, SearchPage,
+    SearchQuery,
+};
 use serde_json::value::RawValue;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Runtime, State};
@@ -24,6 +27,8 @@ type HubState<'a> = State<'a, Arc<Hub>>;
 /// Tokens longer than this are not tokens.
 const MAX_TOKEN_BYTES: usize = 8192;
 const MAX_PUBLISH_BYTES: usize = 4 << 20;
+/// A search answers within one frame at 60 Hz, with where to go on.
+const SEARCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(16);
 
 /// The profile text the server editor holds, through the engine's loader.
 fn parse_profile(text: &str) -> AppResult<holdline_engine::Profile> {
@@ -270,31 +275,17 @@ pub async fn history_export<R: Runtime>(
     destination: State<'_, crate::ExportDestination>,
     query: HistoryQuery,
 ) -> AppResult<ExportResult> {
-    let path = match &*destination {
-        crate::ExportDestination::Fixed(path) => path.clone(),
-        crate::ExportDestination::Dialog => {
-            use tauri_plugin_dialog::DialogExt;
-            let picked = app
-                .dialog()
-                .file()
-                .set_file_name("holdline-history.jsonl")
-                .add_filter("JSON lines", &["jsonl"])
-                .blocking_save_file();
-            match picked.map(|p| p.into_path()) {
-                Some(Ok(path)) => path,
-                Some(Err(e)) => {
-                    return Err(AppError::Export {
-                        message: e.to_string(),
-                    });
-                }
-                None => {
-                    return Ok(ExportResult {
-                        path: None,
-                        count: 0,
-                    });
-                }
-            }
-        }
+    let Some(path) = export_path(
+        &app,
+        &destination,
+        "holdline-history.jsonl",
+        ("JSON lines", "jsonl"),
+    )?
+    else {
+        return Ok(ExportResult {
+            path: None,
+            count: 0,
+        });
     };
     let db = hub.db.clone();
     let target = path.clone();
@@ -307,6 +298,130 @@ pub async fn history_export<R: Runtime>(
         path: Some(path.display().to_string()),
         count,
     })
+}
+
+/// Where an export goes: the native save dialog's answer (`None`: the
+/// user cancelled), or the fixed path tests build the app with.
+fn export_path<R: Runtime>(
+    app: &AppHandle<R>,
+    destination: &crate::ExportDestination,
+    suggested: &str,
+    (kind, extension): (&str, &str),
+) -> AppResult<Option<std::path::PathBuf>> {
+    match destination {
+        crate::ExportDestination::Fixed(path) => Ok(Some(path.clone())),
+        crate::ExportDestination::Dialog => {
+            use tauri_plugin_dialog::DialogExt;
+            let picked = app
+                .dialog()
+                .file()
+                .set_file_name(suggested)
+                .add_filter(kind, &[extension])
+                .blocking_save_file();
+            picked
+                .map(|p| p.into_path())
+                .transpose()
+                .map_err(|e| AppError::Export {
+                    message: e.to_string(),
+                })
+        }
+    }
+}
+
+/// The active server's record (one feed, or all), newest first.
+#[tauri::command]
+pub async fn record_page(
+    hub: HubState<'_>,
+    feed: Option<String>,
+    before_id: Option<i64>,
+    limit: Option<usize>,
+) -> AppResult<RecordPage> {
+    let server = hub.active_server_key().await?;
+    let db = hub.db.clone();
+    let limit = limit.unwrap_or(200).clamp(1, 2000);
+    tokio::task::spawn_blocking(move || db.record_page(&server, feed.as_deref(), before_id, limit))
+        .await
+        .map_err(|e| AppError::invalid(e.to_string()))?
+        .map_err(Into::into)
+}
+
+/// Searches the active server's record newest first from `before_id`: an
+/// answer within one frame, with where to go on.
+#[tauri::command]
+pub async fn record_search(
+    hub: HubState<'_>,
+    query: SearchQuery,
+    before_id: Option<i64>,
+    limit: Option<usize>,
+) -> AppResult<SearchPage> {
+    let search = Search::parse(&query).map_err(|e| AppError::invalid(e.to_string()))?;
+    let server = hub.active_server_key().await?;
+    let db = hub.db.clone();
+    let limit = limit.unwrap_or(100).clamp(1, 1000);
+    tokio::task::spawn_blocking(move || {
+        db.search_record(&server, &search, before_id, limit, SEARCH_BUDGET)
+    })
+    .await
+    .map_err(|e| AppError::invalid(e.to_string()))?
+    .map_err(Into::into)
+}
+
+/// Exports the active server's record (one feed, or all; a time range)
+/// as JSON lines or CSV where the save dialog says.
+#[tauri::command]
+pub async fn record_export<R: Runtime>(
+    app: AppHandle<R>,
+    hub: HubState<'_>,
+    destination: State<'_, crate::ExportDestination>,
+    feed: Option<String>,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    format: String,
+) -> AppResult<ExportResult> {
+    let (format, filter) = match format.as_str() {
+        "jsonl" => (ExportFormat::JsonLines, ("JSON lines", "jsonl")),
+        "csv" => (ExportFormat::Csv, ("CSV", "csv")),
+        other => {
+            return Err(AppError::invalid(format!(
+                "format is jsonl or csv, not {other:?}"
+            )));
+        }
+    };
+    let server = hub.active_server_key().await?;
+    let suggested = format!("holdline-record.{}", filter.1);
+    let Some(path) = export_path(&app, &destination, &suggested, filter)? else {
+        return Ok(ExportResult {
+            path: None,
+            count: 0,
+        });
+    };
+    let db = hub.db.clone();
+    let target = path.clone();
+    let count = tokio::task::spawn_blocking(move || -> AppResult<u64> {
+        let file = std::fs::File::create(&target).map_err(|e| AppError::Export {
+            message: format!("{}: {e}", target.display()),
+        })?;
+        let mut out = std::io::BufWriter::new(file);
+        Ok(db.export_record(&server, feed.as_deref(), from_ms, to_ms, format, &mut out)?)
+    })
+    .await
+    .map_err(|e| AppError::Export {
+        message: e.to_string(),
+    })??;
+    Ok(ExportResult {
+        path: Some(path.display().to_string()),
+        count,
+    })
+}
+
+/// How much the record holds, and the database file's size.
+#[tauri::command]
+pub async fn record_usage(hub: HubState<'_>) -> AppResult<RecordUsage> {
+    let db = hub.db.clone();
+    tokio::task::spawn_blocking(move || db.record_usage())
+        .await
+        .map_err(|e| AppError::invalid(e.to_string()))?
+        .map_err(Into::into)
 }
 
 #[tauri::command]
@@ -336,6 +451,22 @@ pub async fn settings_save<R: Runtime>(
         if let Some(value) = value
             && !range.contains(&value)
         {
+            return Err(AppError::invalid(format!(
+                "{name} must be within {}..={}",
+                range.start(),
+                range.end()
+            )));
+        }
+    }
+    for (name, value, range) in [
+        ("record_max_mb", preferences.record_max_mb, 1..=1 << 20),
+        (
+            "record_max_age_days",
+            preferences.record_max_age_days,
+            1..=3650,
+        ),
+    ] {
+        if !range.contains(&value) {
             return Err(AppError::invalid(format!(
                 "{name} must be within {}..={}",
                 range.start(),

@@ -103,6 +103,22 @@ pub struct Preferences {
     /// Notify after the active server has been unreachable this long;
     /// `None` turns outage notifications off.
     pub alert_after_s: Option<u64>,
+    /// Keep what is delivered in the record (the database), to page back,
+    /// search and export.
+    pub record: bool,
+    /// The record is trimmed to this many megabytes…
+    pub record_max_mb: u64,
+    /// …and to this many days.
+    pub record_max_age_days: u64,
+}
+
+impl Preferences {
+    pub fn record_retention(&self) -> holdline_storage::RecordRetention {
+        holdline_storage::RecordRetention {
+            max_age: std::time::Duration::from_secs(self.record_max_age_days * 24 * 3600),
+            max_bytes: self.record_max_mb << 20,
+        }
+    }
 }
 
 impl Default for Preferences {
@@ -115,6 +131,9 @@ impl Default for Preferences {
             extra_ca_file: None,
             start_at_login: false,
             alert_after_s: Some(60),
+            record: true,
+            record_max_mb: 256,
+            record_max_age_days: 7,
         }
     }
 }

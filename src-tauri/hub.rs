@@ -240,7 +240,7 @@ impl Hub {
     // ---- tokens -------------------------------------------------------
 
     /// A keyring failure is remembered for the servers list to show.
-    fn from_keyring<T>(&self, read: Result<Option<T>, CredentialError>) -> Option<T> {
+    fn noting_keyring_problem<T>(&self, read: Result<Option<T>, CredentialError>) -> Option<T> {
         read.unwrap_or_else(|err| {
             *locked(&self.keyring_problem) = Some(err.to_string());
             None
@@ -252,7 +252,7 @@ impl Hub {
             return None;
         }
         let (url, _) = FeedUrl::parse(&entry.url).ok()?;
-        self.from_keyring(holdline_credentials::load(&url))
+        self.noting_keyring_problem(holdline_credentials::load(&url))
     }
 
     fn keyring_login(&self, entry: &ServerEntry) -> Option<holdline_login::OidcLogin> {
@@ -260,7 +260,7 @@ impl Hub {
             return None;
         }
         let (url, _) = FeedUrl::parse(&entry.url).ok()?;
-        self.from_keyring(holdline_credentials::load_login(&url))
+        self.noting_keyring_problem(holdline_credentials::load_login(&url))
             .map(|grant| grant.login)
     }
 
@@ -327,7 +327,7 @@ impl Hub {
         let Ok((url, _)) = FeedUrl::parse(&entry.url) else {
             return Credential::default();
         };
-        match self.from_keyring(holdline_credentials::load_credential(&url)) {
+        match self.noting_keyring_problem(holdline_credentials::load_credential(&url)) {
             Some(StoredCredential::Token(token)) => Credential::fixed(token),
             Some(StoredCredential::Login(session)) => Credential {
                 token: None,
@@ -345,6 +345,14 @@ impl Hub {
             .await
             .as_ref()
             .map(|a| a.server_id.clone())
+    }
+
+    /// The active server's key, under which its record is kept.
+    pub async fn active_server_key(&self) -> AppResult<String> {
+        let id = self.active_id().await.ok_or(AppError::NoActiveServer)?;
+        let entry = self.server(&id)?;
+        let (url, _) = FeedUrl::parse(&entry.url)?;
+        Ok(url.server_key().to_owned())
     }
 
     pub async fn engine(&self) -> AppResult<Engine> {
@@ -466,8 +474,12 @@ impl Hub {
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(holdline_storage::record_history(
             self.db.clone(),
-            server_key,
+            server_key.clone(),
             engine.events(),
+        )));
+        tasks.push(tokio::spawn(trim_the_record(
+            self.db.clone(),
+            self.settings.preferences().record_retention(),
         )));
         let outbound = self.outbound.clone();
         let mut events = engine.events();
@@ -491,12 +503,35 @@ impl Hub {
             }
         }));
         let outbound = self.outbound.clone();
+        let preferences = self.settings.preferences();
+        let recorder = preferences.record.then(|| self.cursors.clone());
+        let recorded_as = server_key.clone();
         tasks.push(tokio::spawn(async move {
             // The UI is the consumer: a delivery is handled once it is queued
-            // for every attached window. Committing after that means a crash
-            // in between repeats the delivery instead of skipping it.
-            while let Some(delivery) = deliveries.recv().await {
+            // for every attached window (and in the record, which is written
+            // with the cursor). Committing after that means a crash in
+            // between repeats the delivery instead of skipping it.
+            loop {
+                let delivery = match tokio::time::timeout(IDLE_FLUSH, deliveries.recv()).await {
+                    Ok(Some(delivery)) => delivery,
+                    Ok(None) => break,
+                    // A quiet feed: what the store holds back for its next
+                    // write (the last cursors, their record) is written now.
+                    // Only this task records and commits, so no write falls
+                    // between a delivery's record and its commit.
+                    Err(_) => {
+                        if let Err(err) = deliveries.flush() {
+                            tracing::error!(%err, "cursors not saved");
+                        }
+                        continue;
+                    }
+                };
                 let reached = delivery.progress();
+                if let Some(recorder) = &recorder
+                    && let Err(err) = recorder.record(&recorded_as, &delivery)
+                {
+                    tracing::error!(%err, "delivery not recorded");
+                }
                 outbound.push(UiItem::from_delivery(delivery));
                 if !reached.is_empty()
                     && let Err(err) = deliveries.commit_progress(&reached)
@@ -683,6 +718,30 @@ impl Credential {
         Credential {
             token: Some(token),
             source: None,
+        }
+    }
+}
+
+/// How long a quiet delivery stream waits before what the cursor store
+/// holds back is written.
+const IDLE_FLUSH: Duration = Duration::from_millis(250);
+
+/// How often the record is trimmed to its retention.
+const RECORD_TRIMMED_EVERY: Duration = Duration::from_secs(60);
+
+/// Trims the record at once and then every so often, while a server is
+/// active (a change of the retention applies from the next activation).
+async fn trim_the_record(db: Arc<Database>, retention: holdline_storage::RecordRetention) {
+    let mut tick = tokio::time::interval(RECORD_TRIMMED_EVERY);
+    loop {
+        tick.tick().await;
+        let db = db.clone();
+        let now = holdline_engine::events::now_ms();
+        match tokio::task::spawn_blocking(move || db.trim_record(retention, now)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(trimmed)) => tracing::debug!(trimmed, "record trimmed"),
+            Ok(Err(err)) => tracing::warn!(%err, "the record could not be trimmed"),
+            Err(err) => tracing::warn!(%err, "the record trimmer failed"),
         }
     }
 }

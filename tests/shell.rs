@@ -552,3 +552,87 @@ fn login_oidc_with_client_credentials_stays_open_across_expiries() {
         },
     );
 }
+
+#[test]
+fn the_record_keeps_what_was_delivered_to_page_search_and_export() {
+    in_fresh_home(
+        "the_record_keeps_what_was_delivered_to_page_search_and_export",
+        |home| {
+            let session = logged_in(home);
+            call(
+                &session.webview,
+                "subscribe",
+                json!({"feed": FEED, "fromStart": true}),
+            )
+            .unwrap();
+            for n in 1..=30 {
+                let sym = if n % 10 == 0 { "HOLD" } else { "ACME" };
+                let data = serde_json::value::RawValue::from_string(format!(
+                    r#"{{"n":{n},"sym":"{sym}"}}"#
+                ))
+                .unwrap();
+                tauri::async_runtime::block_on(session.server.publish(FEED, &data)).unwrap();
+            }
+            // Recorded with the cursor: all thirty, newest first.
+            wait_for("thirty events in the record", || {
+                let page = call(&session.webview, "record_page", json!({"feed": FEED})).unwrap();
+                page["items"]
+                    .as_array()
+                    .is_some_and(|items| items.len() == 30)
+            });
+            let page = call(
+                &session.webview,
+                "record_page",
+                json!({"feed": FEED, "limit": 10}),
+            )
+            .unwrap();
+            assert_eq!(page["items"][0]["data"]["n"], 30);
+            let older = call(
+                &session.webview,
+                "record_page",
+                json!({"feed": FEED, "limit": 10, "beforeId": page["next_before_id"]}),
+            )
+            .unwrap();
+            assert_eq!(older["items"][0]["data"]["n"], 20);
+            // Searched by a pointer condition and by text.
+            let hold = call(
+                &session.webview,
+                "record_search",
+                json!({"query": {"conditions": ["/sym = \"HOLD\"", "/n > 10"]}}),
+            )
+            .unwrap();
+            let found: Vec<u64> = hold["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["data"]["n"].as_u64().unwrap())
+                .collect();
+            assert_eq!(found, [30, 20]);
+            let refused = call(
+                &session.webview,
+                "record_search",
+                json!({"query": {"regex": "(unclosed"}}),
+            )
+            .unwrap_err();
+            assert_eq!(refused["code"], "invalid_input");
+            assert!(
+                refused["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("regular expression")
+            );
+            // Exported where the save dialog says, as CSV.
+            let exported = call(
+                &session.webview,
+                "record_export",
+                json!({"feed": FEED, "format": "csv"}),
+            )
+            .unwrap();
+            assert_eq!(exported["count"], 30);
+            let csv = std::fs::read_to_string(home.join("export.jsonl")).unwrap();
+            assert_eq!(csv.lines().count(), 31, "a header and thirty rows");
+            let usage = call(&session.webview, "record_usage", json!({})).unwrap();
+            assert_eq!(usage["items"], 30);
+        },
+    );
+}
