@@ -7,6 +7,7 @@ import { createFeedsView } from './views/feeds.js';
 import { createLiveView } from './views/live.js';
 import { createPublishView } from './views/publish.js';
 import { createLogView } from './views/log.js';
+import { createRecordView } from './views/record.js';
 import { createStatusView } from './views/status.js';
 import { createSettingsView } from './views/settings.js';
 import { $ } from './views/dom.js';
@@ -44,6 +45,7 @@ function handleItems(items, dropped) {
       case 'event': case 'gap': case 'reset': case 'discontinuity': case 'raw':
         views.live.add(item);
         views.feeds.onDelivery(item);
+        views.record.onDelivery();
         break;
       case 'state':
         stateChanges += 1;
@@ -90,10 +92,11 @@ async function rebuild() {
   views.status.setServer(snap.servers.find((s) => s.active));
   views.publish.reset(snap.engine?.outbox ?? [], snap.subscribed);
   views.log.reset();
+  views.record.reset();
 }
 
 function setupTabs() {
-  const tabs = ['live', 'publish', 'log', 'settings'];
+  const tabs = ['live', 'record', 'publish', 'log', 'settings'];
   const select = (name) => {
     for (const tab of tabs) {
       const on = tab === name;
@@ -101,10 +104,12 @@ function setupTabs() {
       $(`#view-${tab}`).hidden = !on;
     }
     if (name === 'log') views.log.show();
+    if (name === 'record') views.record.show();
+    if (name === 'settings') views.settings.showUsage();
   };
   for (const tab of tabs) $(`#tab-${tab}`).addEventListener('click', () => select(tab));
   document.addEventListener('keydown', (e) => {
-    if (e.altKey && ['1', '2', '3', '4'].includes(e.key)) select(tabs[Number(e.key) - 1]);
+    if (e.altKey && ['1', '2', '3', '4', '5'].includes(e.key)) select(tabs[Number(e.key) - 1]);
   });
 }
 
@@ -116,6 +121,7 @@ async function main() {
   views.live = createLiveView(context);
   views.publish = createPublishView(context);
   views.log = createLogView(context);
+  views.record = createRecordView(context);
   views.settings = createSettingsView({
     ...context,
     saved: (next) => { preferences = next; applyTheme(next.theme); },

@@ -13,6 +13,10 @@
   let state = { state: 'open', session: 's1', raw: false };
   let snapshotGate = null;
   let loginGate = null;
+  const record = Array.from({ length: 300 }, (_, i) => {
+    const id = 300 - i;
+    return { id, feed: 'ticks', kind: 'event', seq: id, epoch: 'e1', at_ms: 1_700_000_000_000 + id, data: { n: id, sym: id % 50 === 0 ? 'HOLD' : 'ACME' } };
+  });
 
   function fail(code, message) {
     return Promise.reject({ code, message });
@@ -30,7 +34,7 @@
     return {
       servers, active_server: servers.find((s) => s.active)?.id ?? null,
       engine: { state, feeds: subscribed.map((feed) => ({ feed, epoch: 'e1', last_seq: 0, buffered: 0, delivered: 0, duplicates: 0, gaps: 0, resets: 0, resubscribes: 0 })), outbox: [], rtt_ms: 1.25 },
-      subscribed, recent: [], history: [], preferences: { theme: 'system', start_at_login: false, alert_after_s: 60, heartbeat_ms: null, backoff_initial_ms: null, backoff_max_ms: null, extra_ca_file: null }, keyring: { available: true, problem: null },
+      subscribed, recent: [], history: [], preferences: { theme: 'system', start_at_login: false, alert_after_s: 60, heartbeat_ms: null, backoff_initial_ms: null, backoff_max_ms: null, extra_ca_file: null, record: true, record_max_mb: 256, record_max_age_days: 7 }, keyring: { available: true, problem: null },
     };
   }
 
@@ -76,6 +80,43 @@
       servers.push(entry);
       return entry;
     },
+    // The record: 300 deliveries of one feed, ids 1..300, newest first.
+    record_page: ({ feed, beforeId, limit }) => {
+      const items = record.filter((r) => (!feed || r.feed === feed) && r.id < (beforeId ?? Infinity)).slice(0, limit);
+      return { items, next_before_id: items.length === limit ? items.at(-1).id : null };
+    },
+    // As the backend: a bad regex is refused; an answer scans at most 64
+    // rows (its "frame"), so filling a page takes several.
+    record_search: ({ query, beforeId, limit }) => {
+      let regex = null;
+      if (query.regex) {
+        try { regex = new RegExp(query.regex, 'g'); } catch (e) { return fail('invalid_input', `the regular expression does not parse: ${e.message}`); }
+      }
+      const rows = record.filter((r) => r.id < (beforeId ?? Infinity));
+      const hits = [];
+      let scanned = 0;
+      for (const r of rows) {
+        if (scanned === 64 || hits.length === limit) break;
+        scanned += 1;
+        const text = JSON.stringify(r.data);
+        const highlights = [];
+        if (query.text) {
+          const at = text.toLowerCase().indexOf(query.text.toLowerCase());
+          if (at < 0) continue;
+          highlights.push([at, at + query.text.length]);
+        }
+        if (regex) {
+          const found = [...text.matchAll(regex)];
+          if (!found.length) continue;
+          for (const m of found) highlights.push([m.index, m.index + m[0].length]);
+        }
+        hits.push({ ...r, highlights });
+      }
+      const last = scanned === rows.length ? null : rows[scanned - 1]?.id ?? null;
+      return { hits, next_before_id: last, scanned };
+    },
+    record_export: ({ format }) => ({ path: `/tmp/record.${format}`, count: record.length }),
+    record_usage: () => ({ items: record.length, bytes: 3 << 20, file_bytes: 8 << 20 }),
     subscribe: ({ feed }) => {
       if (!/^[A-Za-z0-9._:-]{1,128}$/.test(feed)) return fail('invalid_input', `invalid feed name: ${feed}`);
       if (!subscribed.includes(feed)) subscribed.push(feed);

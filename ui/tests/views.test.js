@@ -471,3 +471,34 @@ test('the server editor signs in with OpenID Connect: the device code is shown, 
   await page.getByTestId('token-status').filter({ hasText: 'refreshed' }).waitFor();
   assert.match(await page.getByTestId('token-status').textContent(), /token expires in (89|90) s · refreshed/);
 });
+
+test('the record pages back, searches in the backend with highlights, and says why a search is refused', async () => {
+  await page.getByTestId('tab-record').click();
+  await page.getByTestId('record-row').first().waitFor();
+  assert.equal(await page.getByTestId('record-row').count(), 100, 'the first page');
+  await page.getByTestId('record-more').click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="record-row"]').length === 200);
+  assert.match(await page.getByTestId('record-row').nth(100).textContent(), /#200/);
+  // A text search takes several answers to go through the record.
+  await page.getByTestId('record-text').fill('hold');
+  await page.getByTestId('record-go').click();
+  await page.getByTestId('record-status').filter({ hasText: 'whole record searched' }).waitFor();
+  assert.equal(await page.getByTestId('record-row').count(), 6, 'every 50th is HOLD');
+  assert.equal(await page.locator('[data-testid="record-row"] mark').first().textContent(), 'HOLD');
+  assert.ok((await calls('record_search')).length > 1, 'the search went on where each answer stopped');
+  // A regex the backend refuses: its reason, nothing else.
+  await page.getByTestId('record-text').fill('');
+  await page.getByTestId('record-regex').fill('(unclosed');
+  await page.getByTestId('record-go').click();
+  await page.getByTestId('record-error').filter({ hasText: 'regular expression' }).waitFor();
+  // The settings show and keep the record's limits.
+  await page.getByTestId('tab-settings').click();
+  await page.getByTestId('settings-record-usage').filter({ hasText: '300 deliveries' }).waitFor();
+  await page.getByTestId('settings-record-mb').fill('64');
+  await page.getByTestId('settings-save').click();
+  await page.getByTestId('settings-saved').filter({ hasText: 'Saved' }).waitFor();
+  const [saved] = await calls('settings_save');
+  assert.equal(saved.preferences.record_max_mb, 64);
+  assert.equal(saved.preferences.record_max_age_days, 7);
+  assert.equal(saved.preferences.record, true);
+});

@@ -24,7 +24,11 @@ export function createSettingsView({ invoke, current, saved }) {
     backoffInitial: $('#settings-backoff-initial'),
     backoffMax: $('#settings-backoff-max'),
     caFile: $('#settings-ca-file'),
+    record: $('#settings-record'),
+    recordMb: $('#settings-record-mb'),
+    recordDays: $('#settings-record-days'),
   };
+  const usage = $('#settings-record-usage');
 
   function render(prefs) {
     fields.startAtLogin.checked = Boolean(prefs.start_at_login);
@@ -35,6 +39,19 @@ export function createSettingsView({ invoke, current, saved }) {
     fields.backoffInitial.value = prefs.backoff_initial_ms ?? '';
     fields.backoffMax.value = prefs.backoff_max_ms ?? '';
     fields.caFile.value = prefs.extra_ca_file ?? '';
+    fields.record.checked = prefs.record !== false;
+    fields.recordMb.value = String(prefs.record_max_mb ?? 256);
+    fields.recordDays.value = String(prefs.record_max_age_days ?? 7);
+  }
+
+  async function showUsage() {
+    try {
+      const used = await invoke('record_usage');
+      const mb = (bytes) => (bytes / (1 << 20)).toFixed(1);
+      usage.textContent = `(holds ${used.items} deliveries, ${mb(used.bytes)} MB; the database file is ${mb(used.file_bytes)} MB)`;
+    } catch (err) {
+      usage.textContent = `(${err.message})`;
+    }
   }
 
   fields.alerts.addEventListener('change', () => {
@@ -52,6 +69,9 @@ export function createSettingsView({ invoke, current, saved }) {
       backoff_initial_ms: optionalNumber(fields.backoffInitial),
       backoff_max_ms: optionalNumber(fields.backoffMax),
       extra_ca_file: fields.caFile.value.trim() || null,
+      record: fields.record.checked,
+      record_max_mb: Number(fields.recordMb.value),
+      record_max_age_days: Number(fields.recordDays.value),
     };
     try {
       const stored = await invoke('settings_save', { preferences: next });
@@ -64,5 +84,5 @@ export function createSettingsView({ invoke, current, saved }) {
     }
   });
 
-  return { render };
+  return { render, showUsage };
 }

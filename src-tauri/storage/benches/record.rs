@@ -142,7 +142,7 @@ fn main() {
         ("text, common (1 in 4)", search(Some("hold"), None, &[])),
         (
             "text, rare (1 in 1M)",
-            search(Some("tick 17"), None, &["/px = 117"]),
+            search(Some("TICK 123456\""), None, &[]),
         ),
         ("regex, common", search(None, Some(r#""px":1\d\d,"#), &[])),
         ("regex, rare", search(None, Some(r"tick 99999\d\b"), &[])),

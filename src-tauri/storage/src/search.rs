@@ -15,8 +15,11 @@ use thiserror::Error;
 use crate::record::RecordedItem;
 use crate::{Database, StorageError};
 
-/// Rows fetched from SQLite per step; the budget is checked between steps.
-const CHUNK: i64 = 2048;
+/// Rows fetched from SQLite per step; the budget is checked between steps,
+/// so a step must stay well inside a frame. Every filter runs here, not in
+/// SQL: a `WHERE` that rejects most rows would make one step scan the
+/// whole record before it returned.
+const CHUNK: i64 = 512;
 
 /// What the user asked for, as it arrives.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -201,21 +204,6 @@ impl Search {
         highlights.sort_unstable();
         Some(highlights)
     }
-
-    /// The SQL `LIKE` pattern that no row without the text passes (SQLite's
-    /// LIKE ignores ASCII case, as the text search does).
-    fn like_pattern(&self) -> String {
-        match &self.text {
-            Some(text) => {
-                let escaped = text
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                format!("%{escaped}%")
-            }
-            None => "%".to_owned(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -246,10 +234,9 @@ impl Database {
         budget: Duration,
     ) -> Result<SearchPage, StorageError> {
         let started = Instant::now();
-        let pattern = search.like_pattern();
         let sql = format!(
             "SELECT {} FROM record WHERE server = ?1 AND (?2 IS NULL OR feed = ?2) AND id < ?3
-             AND data LIKE ?4 ESCAPE '\\' ORDER BY id DESC LIMIT ?5",
+             ORDER BY id DESC LIMIT ?4",
             RecordedItem::COLUMNS
         );
         let mut hits = Vec::new();
@@ -261,7 +248,7 @@ impl Database {
                 let mut statement = conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
                 statement
                     .query_map(
-                        params![server, search.feed, before, pattern, CHUNK],
+                        params![server, search.feed, before, CHUNK],
                         RecordedItem::from_row,
                     )
                     .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
