@@ -21,6 +21,7 @@ use crate::dto::{
 };
 use crate::error::{AppError, AppResult};
 use crate::hub::Hub;
+use crate::saved::{self, SavedMessage};
 
 type HubState<'a> = State<'a, Arc<Hub>>;
 
@@ -222,6 +223,112 @@ pub async fn publish(
     let engine = hub.engine().await?;
     let pending = engine.publish(&feed, data, id).await?;
     Ok(pending.await?)
+}
+
+/// The active server's saved messages, in their order.
+#[tauri::command]
+pub async fn saved_list(hub: HubState<'_>) -> AppResult<Vec<SavedMessage>> {
+    Ok(hub.saved_messages().await?.1)
+}
+
+/// Saves a message (replacing one of the same name) after checking it
+/// could be sent.
+#[tauri::command]
+pub async fn saved_save(hub: HubState<'_>, message: SavedMessage) -> AppResult<Vec<SavedMessage>> {
+    let message = message.checked()?;
+    let (_, list) = hub.saved_messages().await?;
+    hub.set_saved_messages(saved::with(list, message)).await
+}
+
+#[tauri::command]
+pub async fn saved_remove(hub: HubState<'_>, name: String) -> AppResult<Vec<SavedMessage>> {
+    let (_, mut list) = hub.saved_messages().await?;
+    list.retain(|m| m.name != name);
+    hub.set_saved_messages(list).await
+}
+
+/// Publishes a saved message with a fresh id and resolves with its ack.
+#[tauri::command]
+pub async fn saved_send(hub: HubState<'_>, name: String) -> AppResult<PublishAck> {
+    let (_, list) = hub.saved_messages().await?;
+    let message = list
+        .into_iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| AppError::invalid(format!("no saved message is named {name:?}")))?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let data = message.render(&id)?;
+    let engine = hub.engine().await?;
+    let pending = engine.publish(&message.feed, data, Some(id)).await?;
+    Ok(pending.await?)
+}
+
+/// Writes the active server's saved messages where the save dialog says.
+#[tauri::command]
+pub async fn saved_export<R: Runtime>(
+    app: AppHandle<R>,
+    hub: HubState<'_>,
+    destination: State<'_, crate::ExportDestination>,
+) -> AppResult<ExportResult> {
+    let (_, list) = hub.saved_messages().await?;
+    let Some(path) = export_path(
+        &app,
+        &destination,
+        "holdline-messages.json",
+        ("JSON", "json"),
+    )?
+    else {
+        return Ok(ExportResult {
+            path: None,
+            count: 0,
+        });
+    };
+    std::fs::write(&path, saved::to_file(&list)).map_err(|e| AppError::Export {
+        message: format!("{}: {e}", path.display()),
+    })?;
+    Ok(ExportResult {
+        path: Some(path.display().to_string()),
+        count: list.len() as u64,
+    })
+}
+
+/// Adds the messages of a file the open dialog names (same names are
+/// replaced); a file with one bad message imports nothing and says which.
+#[tauri::command]
+pub async fn saved_import<R: Runtime>(
+    app: AppHandle<R>,
+    hub: HubState<'_>,
+    destination: State<'_, crate::ExportDestination>,
+) -> AppResult<Vec<SavedMessage>> {
+    let (_, mut list) = hub.saved_messages().await?;
+    let path = match &*destination {
+        crate::ExportDestination::Fixed(path) => Some(path.clone()),
+        crate::ExportDestination::Dialog => {
+            use tauri_plugin_dialog::DialogExt;
+            app.dialog()
+                .file()
+                .add_filter("JSON", &["json"])
+                .blocking_pick_file()
+                .map(|p| p.into_path())
+                .transpose()
+                .map_err(|e| AppError::invalid(e.to_string()))?
+        }
+    };
+    let Some(path) = path else { return Ok(list) };
+    let size = std::fs::metadata(&path)
+        .map(|m| m.len())
+        .unwrap_or_default();
+    if size > saved::MAX_FILE_BYTES {
+        return Err(AppError::invalid(format!(
+            "{} is larger than a file of saved messages can be",
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| AppError::invalid(format!("{}: {e}", path.display())))?;
+    for message in saved::from_file(&text)? {
+        list = saved::with(list, message);
+    }
+    hub.set_saved_messages(list).await
 }
 
 #[tauri::command]

@@ -19,6 +19,7 @@ use crate::alerts::ActiveStatus;
 use crate::dto::{KeyringStatus, Preferences, ServerEntry, ServerInfo, UiItem};
 use crate::error::{AppError, AppResult};
 use crate::outbound::Outbound;
+use crate::saved::SavedMessage;
 use crate::settings::Settings;
 
 pub const DEMO_ID: &str = "local-demo";
@@ -345,6 +346,29 @@ impl Hub {
             .await
             .as_ref()
             .map(|a| a.server_id.clone())
+    }
+
+    /// The active server's saved messages.
+    pub async fn saved_messages(&self) -> AppResult<(String, Vec<SavedMessage>)> {
+        let id = self.active_id().await.ok_or(AppError::NoActiveServer)?;
+        let list = self
+            .settings
+            .saved_messages()
+            .remove(&id)
+            .unwrap_or_default();
+        Ok((id, list))
+    }
+
+    /// Replaces the active server's saved messages.
+    pub async fn set_saved_messages(
+        &self,
+        list: Vec<SavedMessage>,
+    ) -> AppResult<Vec<SavedMessage>> {
+        let id = self.active_id().await.ok_or(AppError::NoActiveServer)?;
+        let mut all = self.settings.saved_messages();
+        all.insert(id, list.clone());
+        self.settings.set_saved_messages(&all)?;
+        Ok(list)
     }
 
     /// The active server's key, under which its record is kept.

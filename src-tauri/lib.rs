@@ -29,6 +29,7 @@ mod hub;
 mod logs;
 mod outbound;
 mod power;
+mod saved;
 mod settings;
 mod tray;
 

@@ -14,6 +14,7 @@ use tauri_plugin_store::{Store, StoreExt};
 
 use crate::dto::{Preferences, ServerEntry, UnreadableServer};
 use crate::error::{AppError, AppResult};
+use crate::saved::SavedMessage;
 
 pub const FILE: &str = "settings.json";
 
@@ -115,6 +116,15 @@ impl Settings {
 
     pub fn preferences(&self) -> Preferences {
         self.get("preferences")
+    }
+
+    /// Saved messages, per server id.
+    pub fn saved_messages(&self) -> BTreeMap<String, Vec<SavedMessage>> {
+        self.get("saved_messages")
+    }
+
+    pub fn set_saved_messages(&self, saved: &BTreeMap<String, Vec<SavedMessage>>) -> AppResult<()> {
+        self.set("saved_messages", saved)
     }
 
     pub fn set_preferences(&self, preferences: &Preferences) -> AppResult<()> {

@@ -636,3 +636,80 @@ fn the_record_keeps_what_was_delivered_to_page_search_and_export() {
         },
     );
 }
+
+#[test]
+fn saved_messages_are_kept_sent_with_their_placeholders_exported_and_imported() {
+    in_fresh_home(
+        "saved_messages_are_kept_sent_with_their_placeholders_exported_and_imported",
+        |home| {
+            let session = logged_in(home);
+            let webview = &session.webview;
+            let refused = call(
+                webview,
+                "saved_save",
+                json!({"message": {"name": "leak", "feed": FEED, "data": "{\"t\":\"{token}\"}"}}),
+            )
+            .unwrap_err();
+            assert!(
+                refused["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("{feed} and {id} only")
+            );
+            let list = call(
+                webview,
+                "saved_save",
+                json!({"message": {"name": " hello ", "feed": FEED,
+                                   "data": "{\"text\":\"hi\",\"on\":\"{feed}\",\"ref\":\"{id}\"}"}}),
+            )
+            .unwrap();
+            assert_eq!(list[0]["name"], "hello");
+            // Sent: the server stores it with the feed and the publish's id.
+            let ack = call(webview, "saved_send", json!({"name": "hello"})).unwrap();
+            let seq = ack["seq"].as_u64().expect("acked with a seq");
+            call(
+                webview,
+                "subscribe",
+                json!({"feed": FEED, "fromStart": true}),
+            )
+            .unwrap();
+            wait_for("the sent message in the record", || {
+                let page = call(webview, "record_page", json!({"feed": FEED})).unwrap();
+                page["items"].as_array().is_some_and(|items| {
+                    items.iter().any(|item| {
+                        item["seq"] == seq
+                            && item["data"]["on"] == FEED
+                            && item["data"]["ref"] == ack["id"]
+                            && item["data"]["text"] == "hi"
+                    })
+                })
+            });
+            // Exported to a file, forgotten, imported back; a broken file
+            // imports nothing and says which message is broken.
+            let exported = call(webview, "saved_export", json!({})).unwrap();
+            assert_eq!(exported["count"], 1);
+            call(webview, "saved_remove", json!({"name": "hello"})).unwrap();
+            assert_eq!(call(webview, "saved_list", json!({})).unwrap(), json!([]));
+            let imported = call(webview, "saved_import", json!({})).unwrap();
+            assert_eq!(imported[0]["name"], "hello");
+            let file = home.join("export.jsonl");
+            let mut broken: Value =
+                serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+            broken["messages"][0]["data"] = json!("{nope");
+            std::fs::write(&file, broken.to_string()).unwrap();
+            let refused = call(webview, "saved_import", json!({})).unwrap_err();
+            assert!(
+                refused["message"].as_str().unwrap().contains("hello"),
+                "{refused}"
+            );
+            assert_eq!(
+                call(webview, "saved_list", json!({}))
+                    .unwrap()
+                    .as_array()
+                    .unwrap()
+                    .len(),
+                1
+            );
+        },
+    );
+}

@@ -13,6 +13,7 @@
   let state = { state: 'open', session: 's1', raw: false };
   let snapshotGate = null;
   let loginGate = null;
+  let saved = [];
   const record = Array.from({ length: 300 }, (_, i) => {
     const id = 300 - i;
     return { id, feed: 'ticks', kind: 'event', seq: id, epoch: 'e1', at_ms: 1_700_000_000_000 + id, data: { n: id, sym: id % 50 === 0 ? 'HOLD' : 'ACME' } };
@@ -117,6 +118,28 @@
     },
     record_export: ({ format }) => ({ path: `/tmp/record.${format}`, count: record.length }),
     record_usage: () => ({ items: record.length, bytes: 3 << 20, file_bytes: 8 << 20 }),
+    // Saved messages, checked as the backend checks them.
+    saved_list: () => saved,
+    saved_save: ({ message }) => {
+      const name = message.name.trim();
+      if (!name) return fail('invalid_input', 'a saved message needs a name of 1 to 100 characters');
+      try { JSON.parse(message.data); } catch (e) { return fail('invalid_input', `${name}: the message is not valid JSON: ${e.message}`); }
+      if (/\{(token|since|epoch|data)\}/.test(message.data)) return fail('invalid_input', `${name}: a saved message may hold {feed} and {id} only`);
+      const at = saved.findIndex((m) => m.name === name);
+      const entry = { ...message, name };
+      if (at >= 0) saved[at] = entry; else saved.push(entry);
+      return [...saved];
+    },
+    saved_remove: ({ name }) => { saved = saved.filter((m) => m.name !== name); return [...saved]; },
+    saved_send: ({ name }) => ({ id: `saved-${name}-${nextId++}`, feed: saved.find((m) => m.name === name).feed, seq: 40 + nextId }),
+    saved_export: () => ({ path: '/tmp/holdline-messages.json', count: saved.length }),
+    saved_import: () => {
+      for (const m of globalThis.__fake.importFile) {
+        const at = saved.findIndex((s) => s.name === m.name);
+        if (at >= 0) saved[at] = m; else saved.push(m);
+      }
+      return [...saved];
+    },
     subscribe: ({ feed }) => {
       if (!/^[A-Za-z0-9._:-]{1,128}$/.test(feed)) return fail('invalid_input', `invalid feed name: ${feed}`);
       if (!subscribed.includes(feed)) subscribed.push(feed);
@@ -157,6 +180,7 @@
   globalThis.__fake = {
     calls,
     keyringDead: false,
+    importFile: [{ name: 'ping', feed: 'chat', data: '{"ping":"{id}"}' }],
     publishOutcome: ({ feed, id }) => ({ id, feed, seq: 7 }),
     emit(items, dropped = 0) { listener?.(items, dropped); },
     setHistory(rows) { history = rows; },

@@ -502,3 +502,29 @@ test('the record pages back, searches in the backend with highlights, and says w
   assert.equal(saved.preferences.record_max_age_days, 7);
   assert.equal(saved.preferences.record, true);
 });
+
+test('saved messages: saved with a name, sent by click or Ctrl+digit, refused with the reason, imported', async () => {
+  await page.getByTestId('tab-publish').click();
+  await page.locator('#publish-feed').fill('orders');
+  await page.locator('#publish-data').fill('{"op": "buy", "ref": "{token}"}');
+  await page.getByTestId('saved-name').fill('buy');
+  await page.getByTestId('saved-save').click();
+  await page.locator('#publish-error', { hasText: '{feed} and {id} only' }).waitFor();
+  await page.locator('#publish-data').fill('{"op": "buy", "ref": "{id}"}');
+  await page.getByTestId('saved-save').click();
+  await page.locator('[data-testid="saved-row"][data-name="buy"]').waitFor();
+  assert.equal(await page.locator('#publish-error').isVisible(), false);
+  // Ctrl+1 sends the first saved message.
+  await page.keyboard.press('Control+1');
+  await page.waitForFunction(() => globalThis.__fake.calls.some((c) => c.command === 'saved_send'));
+  assert.deepEqual((await calls('saved_send'))[0], { name: 'buy' });
+  await page.locator('.publish[data-status=acked]', { hasText: 'orders' }).waitFor();
+  // Import adds the file's messages; Send by click.
+  await page.getByTestId('saved-import').click();
+  await page.locator('[data-testid="saved-row"][data-name="ping"]').waitFor();
+  assert.equal(await page.getByTestId('saved-row').count(), 2);
+  await page.getByRole('button', { name: 'Send ping' }).click();
+  await page.waitForFunction(() => globalThis.__fake.calls.filter((c) => c.command === 'saved_send').length === 2);
+  await page.getByRole('button', { name: 'Remove buy' }).click();
+  await page.locator('[data-testid="saved-row"][data-name="buy"]').waitFor({ state: 'detached' });
+});
