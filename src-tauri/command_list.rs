@@ -16,6 +16,7 @@ macro_rules! with_commands {
             reconnect_now,
             subscribe,
             unsubscribe,
+            feed_decoder_set,
             publish,
             saved_list,
             saved_save,

@@ -225,6 +225,18 @@ pub async fn publish(
     Ok(pending.await?)
 }
 
+/// Chooses how a feed's binary payloads are shown: `auto`, `msgpack`,
+/// `cbor`, `protobuf:FILE:MESSAGE` or `none`; no decoder: detected.
+#[tauri::command]
+pub async fn feed_decoder_set(
+    hub: HubState<'_>,
+    feed: String,
+    decoder: Option<String>,
+) -> AppResult<std::collections::BTreeMap<String, String>> {
+    holdline_engine::validate_feed_name(&feed).map_err(|e| AppError::invalid(e.to_string()))?;
+    hub.set_decoder(&feed, decoder.as_deref()).await
+}
+
 /// The active server's saved messages, in their order.
 #[tauri::command]
 pub async fn saved_list(hub: HubState<'_>) -> AppResult<Vec<SavedMessage>> {
@@ -349,6 +361,7 @@ pub async fn snapshot(hub: HubState<'_>) -> AppResult<AppSnapshot> {
         active_server: hub.active_id().await,
         engine,
         subscribed: hub.subscribed().await,
+        decoders: hub.decoders().await,
         recent: hub.outbound.recent(),
         history,
         preferences: hub.preferences(),

@@ -283,6 +283,8 @@ pub struct AppSnapshot {
     pub active_server: Option<String>,
     pub engine: Option<Snapshot>,
     pub subscribed: Vec<String>,
+    /// How subscribed feeds' binary payloads are shown, where chosen.
+    pub decoders: std::collections::BTreeMap<String, String>,
     pub recent: Vec<Box<RawValue>>,
     pub history: Vec<HistoryRow>,
     pub preferences: Preferences,

@@ -2,7 +2,7 @@
 //! tasks that carry its deliveries and events to the UI, the history and
 //! the cursor store. The engine does the connection work; this only wires.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::alerts::ActiveStatus;
+use crate::decoders::FeedDecoders;
 use crate::dto::{KeyringStatus, Preferences, ServerEntry, ServerInfo, UiItem};
 use crate::error::{AppError, AppResult};
 use crate::outbound::Outbound;
@@ -44,6 +45,8 @@ struct Active {
 pub struct Hub {
     pub db: Arc<Database>,
     pub outbound: Arc<Outbound>,
+    /// The active server's decoders for binary payloads.
+    decoders: FeedDecoders,
     cursors: Arc<SqliteCursorStore>,
     settings: Settings,
     demo_url: Option<String>,
@@ -66,6 +69,7 @@ impl Hub {
             cursors: Arc::new(SqliteCursorStore::new(db.clone())),
             db,
             outbound: Arc::new(Outbound::default()),
+            decoders: FeedDecoders::default(),
             settings,
             demo_url,
             session_tokens: Mutex::new(session_tokens),
@@ -348,6 +352,39 @@ impl Hub {
             .map(|a| a.server_id.clone())
     }
 
+    /// The active server's decoder settings, by feed (absent: detected).
+    pub async fn decoders(&self) -> BTreeMap<String, String> {
+        match self.active_id().await {
+            Some(id) => self.settings.decoders().remove(&id).unwrap_or_default(),
+            None => BTreeMap::new(),
+        }
+    }
+
+    /// Chooses how `feed`'s binary payloads are shown (`None`: detected).
+    pub async fn set_decoder(
+        &self,
+        feed: &str,
+        setting: Option<&str>,
+    ) -> AppResult<BTreeMap<String, String>> {
+        let id = self.active_id().await.ok_or(AppError::NoActiveServer)?;
+        let mut all = self.settings.decoders();
+        let chosen = all.entry(id).or_default();
+        match setting.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(setting) => {
+                let decoder = crate::decoders::parse(setting)?;
+                chosen.insert(feed.to_owned(), setting.to_owned());
+                self.decoders.set(feed, decoder);
+            }
+            None => {
+                chosen.remove(feed);
+                self.decoders.forget(feed);
+            }
+        }
+        let now = chosen.clone();
+        self.settings.set_decoders(&all)?;
+        Ok(now)
+    }
+
     /// The active server's saved messages.
     pub async fn saved_messages(&self) -> AppResult<(String, Vec<SavedMessage>)> {
         let id = self.active_id().await.ok_or(AppError::NoActiveServer)?;
@@ -526,6 +563,13 @@ impl Hub {
                 }
             }
         }));
+        for problem in self
+            .decoders
+            .load(&self.settings.decoders().remove(id).unwrap_or_default())
+        {
+            tracing::warn!(%problem, "a feed's decoder no longer loads; its payloads are detected");
+        }
+        let decoders = self.decoders.clone();
         let outbound = self.outbound.clone();
         let preferences = self.settings.preferences();
         let recorder = preferences.record.then(|| self.cursors.clone());
@@ -556,7 +600,7 @@ impl Hub {
                 {
                     tracing::error!(%err, "delivery not recorded");
                 }
-                outbound.push(UiItem::from_delivery(delivery));
+                outbound.push(decoders.show(UiItem::from_delivery(delivery)));
                 if !reached.is_empty()
                     && let Err(err) = deliveries.commit_progress(&reached)
                 {

@@ -22,6 +22,7 @@ pub const COMMANDS: &[&str] = with_commands!(names);
 mod alerts;
 mod commands;
 mod connection;
+mod decoders;
 mod desktop;
 mod dto;
 mod error;

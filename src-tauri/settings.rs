@@ -118,6 +118,18 @@ impl Settings {
         self.get("preferences")
     }
 
+    /// How each feed's binary payloads are shown, per server id.
+    pub fn decoders(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.get("decoders")
+    }
+
+    pub fn set_decoders(
+        &self,
+        decoders: &BTreeMap<String, BTreeMap<String, String>>,
+    ) -> AppResult<()> {
+        self.set("decoders", decoders)
+    }
+
     /// Saved messages, per server id.
     pub fn saved_messages(&self) -> BTreeMap<String, Vec<SavedMessage>> {
         self.get("saved_messages")

@@ -8,6 +8,7 @@ import { createLiveView } from './views/live.js';
 import { createPublishView } from './views/publish.js';
 import { createLogView } from './views/log.js';
 import { createRecordView } from './views/record.js';
+import { createDecodersView } from './views/decoders.js';
 import { createStatusView } from './views/status.js';
 import { createSettingsView } from './views/settings.js';
 import { $ } from './views/dom.js';
@@ -93,6 +94,7 @@ async function rebuild() {
   views.publish.reset(snap.engine?.outbox ?? [], snap.subscribed);
   views.log.reset();
   views.record.reset();
+  views.decoders.render(snap.decoders);
 }
 
 function setupTabs() {
@@ -122,6 +124,7 @@ async function main() {
   views.publish = createPublishView(context);
   views.log = createLogView(context);
   views.record = createRecordView(context);
+  views.decoders = createDecodersView(context);
   views.settings = createSettingsView({
     ...context,
     saved: (next) => { preferences = next; applyTheme(next.theme); },

@@ -14,6 +14,7 @@
   let snapshotGate = null;
   let loginGate = null;
   let saved = [];
+  const decoders = {};
   const record = Array.from({ length: 300 }, (_, i) => {
     const id = 300 - i;
     return { id, feed: 'ticks', kind: 'event', seq: id, epoch: 'e1', at_ms: 1_700_000_000_000 + id, data: { n: id, sym: id % 50 === 0 ? 'HOLD' : 'ACME' } };
@@ -35,7 +36,7 @@
     return {
       servers, active_server: servers.find((s) => s.active)?.id ?? null,
       engine: { state, feeds: subscribed.map((feed) => ({ feed, epoch: 'e1', last_seq: 0, buffered: 0, delivered: 0, duplicates: 0, gaps: 0, resets: 0, resubscribes: 0 })), outbox: [], rtt_ms: 1.25 },
-      subscribed, recent: [], history: [], preferences: { theme: 'system', start_at_login: false, alert_after_s: 60, heartbeat_ms: null, backoff_initial_ms: null, backoff_max_ms: null, extra_ca_file: null, record: true, record_max_mb: 256, record_max_age_days: 7 }, keyring: { available: true, problem: null },
+      subscribed, decoders: { ...decoders }, recent: [], history: [], preferences: { theme: 'system', start_at_login: false, alert_after_s: 60, heartbeat_ms: null, backoff_initial_ms: null, backoff_max_ms: null, extra_ca_file: null, record: true, record_max_mb: 256, record_max_age_days: 7 }, keyring: { available: true, problem: null },
     };
   }
 
@@ -118,6 +119,14 @@
     },
     record_export: ({ format }) => ({ path: `/tmp/record.${format}`, count: record.length }),
     record_usage: () => ({ items: record.length, bytes: 3 << 20, file_bytes: 8 << 20 }),
+    // As the backend: a protobuf setting reads its file, which here never exists.
+    feed_decoder_set: ({ feed, decoder }) => {
+      if (decoder == null) { delete decoders[feed]; return { ...decoders }; }
+      if (decoder.startsWith('protobuf:')) return fail('invalid_input', `cannot read ${decoder.split(':')[1]}: No such file or directory`);
+      if (!['auto', 'msgpack', 'cbor', 'none'].includes(decoder)) return fail('invalid_input', `unknown decoder "${decoder}": use auto, msgpack, cbor or protobuf:FILE:MESSAGE`);
+      decoders[feed] = decoder;
+      return { ...decoders };
+    },
     // Saved messages, checked as the backend checks them.
     saved_list: () => saved,
     saved_save: ({ message }) => {

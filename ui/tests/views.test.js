@@ -528,3 +528,28 @@ test('saved messages: saved with a name, sent by click or Ctrl+digit, refused wi
   await page.getByRole('button', { name: 'Remove buy' }).click();
   await page.locator('[data-testid="saved-row"][data-name="buy"]').waitFor({ state: 'detached' });
 });
+
+test('binary payloads: a decoder chosen per feed, a bad one refused, decoded rows say how they were read', async () => {
+  await page.locator('#feed-decoders summary').click();
+  await page.getByTestId('decoder-feed').fill('sensors');
+  await page.getByTestId('decoder-setting').fill('protobuf:missing.proto:t.Reading');
+  await page.getByTestId('decoder-apply').click();
+  await page.locator('#feed-error', { hasText: 'missing.proto' }).waitFor();
+  await page.getByTestId('decoder-setting').fill('cbor');
+  await page.getByTestId('decoder-apply').click();
+  await page.locator('[data-testid="decoder-row"][data-feed="sensors"]', { hasText: 'cbor' }).waitFor();
+  assert.equal(await page.locator('#feed-error').isVisible(), false);
+  await emit([
+    { ...event('sensors', 1, { t: 21.5 }), meta: { topic: 'sensors', decoded: 'cbor' } },
+    { ...event('sensors', 2, { hex: '00ff' }), meta: { topic: 'sensors', decode_error: 'CBOR: unexpected end of input' } },
+  ]);
+  const decoded = page.locator('[data-testid="event-row"][data-seq="1"]');
+  await decoded.waitFor();
+  assert.match(await decoded.textContent(), /sensors · cbor/);
+  const hex = page.locator('[data-testid="event-row"][data-seq="2"]');
+  assert.match(await hex.textContent(), /sensors · hex/);
+  assert.match(await hex.getAttribute('title'), /not decoded: CBOR: unexpected end of input/);
+  await page.getByRole('button', { name: "Detect sensors's payloads again" }).click();
+  await page.locator('[data-testid="decoder-row"]').waitFor({ state: 'detached' });
+  assert.deepEqual((await calls('feed_decoder_set')).at(-1), { feed: 'sensors', decoder: null });
+});

@@ -50,9 +50,18 @@ export function createLiveView() {
     return meta ? (meta.event ?? meta.topic ?? null) : null;
   }
 
+  // How a binary payload was read (the backend decodes it), or `hex`
+  // when it could not be: the reason is the row's tooltip.
+  function decoding(item) {
+    const meta = item.meta;
+    return meta ? (meta.decoded ?? (meta.decode_error ? 'hex' : null)) : null;
+  }
+
   function label(item) {
     const from = origin(item);
-    return from != null && from !== item.feed ? `${item.feed} · ${from}` : (item.feed ?? '');
+    const base = from != null && from !== item.feed ? `${item.feed} · ${from}` : (item.feed ?? '');
+    const read = decoding(item);
+    return read ? `${base} · ${read}` : base;
   }
 
   function matches(item) {
@@ -143,6 +152,7 @@ export function createLiveView() {
       dataNode.textContent = open ? JSON.stringify(item.data, null, 2) : json(item);
     }
     feedNode.textContent = label(item);
+    node.title = item.meta?.decode_error ? `not decoded: ${item.meta.decode_error}` : '';
     node.className = className;
     // Reset every data attribute so a recycled node carries no stale ones.
     for (const name of ['testid', 'feed', 'seq', 'from', 'to', 'key', 'reason', 'inferred', 'origin']) delete node.dataset[name];

@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use holdline_decode::Decoder;
+use holdline_decode::{DecodedEvent, Decoder};
 use holdline_engine::{Delivery, EngineEvent, Level, RawFrame};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -112,12 +112,10 @@ impl Output {
         let line = match delivery {
             Delivery::Event(e) => {
                 decoded = self.decoder.as_ref().and_then(|decoder| {
-                    decoder
-                        .decode_data(&e.data)
-                        .map(|outcome| decoded_parts(outcome, e.meta.as_deref()))
+                    holdline_decode::decode_event(decoder, &e.data, e.meta.as_deref())
                 });
                 match &decoded {
-                    Some((data, meta)) => Line::Event {
+                    Some(DecodedEvent { data, meta }) => Line::Event {
                         feed: &e.feed,
                         seq: e.seq,
                         epoch: e.epoch.as_deref(),
@@ -183,32 +181,6 @@ impl Output {
 }
 
 /// One readable stderr line per state change and history entry.
-/// The data and meta of an event whose binary payload went through the
-/// decoder: the decoded JSON (or `None`: the hex stays) and the event's
-/// meta with `decoded` (the format that read it) or `decode_error` (why
-/// not) added.
-fn decoded_parts(
-    outcome: Result<(serde_json::Value, String), holdline_decode::DecodeError>,
-    meta: Option<&RawValue>,
-) -> (Option<Box<RawValue>>, Box<RawValue>) {
-    let mut facts = meta
-        .and_then(|meta| serde_json::from_str::<serde_json::Map<_, _>>(meta.get()).ok())
-        .unwrap_or_default();
-    let data = match outcome {
-        Ok((value, format)) => {
-            facts.insert("decoded".into(), format.into());
-            serde_json::value::to_raw_value(&value).ok()
-        }
-        Err(err) => {
-            facts.insert("decode_error".into(), err.to_string().into());
-            None
-        }
-    };
-    let meta = serde_json::value::to_raw_value(&facts)
-        .unwrap_or_else(|_| RawValue::from_string("{}".into()).unwrap_or_default());
-    (data, meta)
-}
-
 pub fn describe_event(event: &EngineEvent) {
     match event {
         EngineEvent::State(state) => {

@@ -133,6 +133,42 @@ fn detect(bytes: &[u8]) -> Result<(Value, String), DecodeError> {
     })
 }
 
+/// An event whose binary payload went through a decoder.
+#[derive(Debug)]
+pub struct DecodedEvent {
+    /// The payload read as JSON; `None` when it did not decode (the hex
+    /// stays).
+    pub data: Option<Box<RawValue>>,
+    /// The event's meta with `decoded` (the format that read it) or
+    /// `decode_error` (why not) added.
+    pub meta: Box<RawValue>,
+}
+
+/// Runs an event's `{"hex"}` payload through `decoder`; `None` for an
+/// event whose data is JSON already.
+pub fn decode_event(
+    decoder: &Decoder,
+    data: &RawValue,
+    meta: Option<&RawValue>,
+) -> Option<DecodedEvent> {
+    let outcome = decoder.decode_data(data)?;
+    let mut facts = meta
+        .and_then(|meta| serde_json::from_str::<serde_json::Map<_, _>>(meta.get()).ok())
+        .unwrap_or_default();
+    let data = match outcome {
+        Ok((value, format)) => {
+            facts.insert("decoded".into(), format.into());
+            serde_json::value::to_raw_value(&value).ok()
+        }
+        Err(err) => {
+            facts.insert("decode_error".into(), err.to_string().into());
+            None
+        }
+    };
+    let meta = serde_json::value::to_raw_value(&facts).ok()?;
+    Some(DecodedEvent { data, meta })
+}
+
 /// The bytes of a `{"hex": "…"}` payload, the one shape wires give binary
 /// data; `None` for anything else.
 pub fn hex_payload(data: &RawValue) -> Option<Vec<u8>> {
