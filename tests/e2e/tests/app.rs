@@ -18,7 +18,8 @@ use serde_json::value::RawValue;
 const TOKEN: &str = "e2e-token-4d1f9b2c";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_in_subscribe_survive_a_server_restart_and_keep_the_token_in_the_keyring() {
+async fn log_in_subscribe_survive_a_server_restart_and_an_app_restart_and_keep_the_token_in_the_keyring()
+ {
     if !can_drive("the desktop end-to-end test") {
         return;
     }
@@ -89,6 +90,38 @@ async fn log_in_subscribe_survive_a_server_restart_and_keep_the_token_in_the_key
         .await;
     app.css("[data-testid=event-row][data-feed='e2e.feed'][data-seq='3']")
         .await;
+    let _ = app.client.clone().close().await;
+    drop(app);
+
+    // Quit and start again: the record kept what was delivered, and the
+    // Record tab pages back through it and searches it.
+    let app = DrivenApp::launch(home.path(), &[]).await;
+    app.text_until("[data-testid=state]", "the relaunched app open", |t| {
+        t == "open"
+    })
+    .await;
+    app.click("[data-testid=tab-record]").await;
+    app.text_until(
+        "[data-testid=record-status]",
+        "the record after a restart",
+        |t| t.contains("recorded deliveries"),
+    )
+    .await;
+    let rows = app.count("[data-testid=record-row][data-kind=event]").await;
+    assert_eq!(rows, 4, "three events before the server restart, one after");
+    assert_eq!(
+        app.count("[data-testid=record-row][data-kind=reset]").await,
+        1
+    );
+    app.type_into("[data-testid=record-conditions]", "/n >= 2")
+        .await;
+    app.click("[data-testid=record-go]").await;
+    app.text_until(
+        "[data-testid=record-status]",
+        "the search in the record",
+        |t| t.contains("2 matches"),
+    )
+    .await;
     let _ = app.client.clone().close().await;
 
     // The token is in the keyring, and in no file the app wrote.
