@@ -110,6 +110,11 @@ function setupTabs() {
     if (name === 'settings') views.settings.showUsage();
   };
   for (const tab of tabs) $(`#tab-${tab}`).addEventListener('click', () => select(tab));
+  // The live view holds what arrived lately; older is in the record.
+  $('#live-older').addEventListener('click', () => {
+    views.record.showFeed($('#live-feed').value);
+    select('record');
+  });
   document.addEventListener('keydown', (e) => {
     if (e.altKey && ['1', '2', '3', '4', '5'].includes(e.key)) select(tabs[Number(e.key) - 1]);
   });

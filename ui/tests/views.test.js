@@ -553,3 +553,22 @@ test('binary payloads: a decoder chosen per feed, a bad one refused, decoded row
   await page.locator('[data-testid="decoder-row"]').waitFor({ state: 'detached' });
   assert.deepEqual((await calls('feed_decoder_set')).at(-1), { feed: 'sensors', decoder: null });
 });
+
+test('the live view sends older events to the record, on its feed; a time range goes with an export', async () => {
+  await page.locator('#live-feed').evaluate((select) => {
+    select.append(new Option('ticks', 'ticks'));
+    select.value = 'ticks';
+  });
+  await page.getByTestId('live-older').click();
+  await page.getByTestId('record-row').first().waitFor();
+  assert.equal(await page.getByTestId('record-feed').inputValue(), 'ticks');
+  assert.equal((await calls('record_page')).at(-1).feed, 'ticks');
+  await page.getByTestId('record-from').fill('2026-01-02T03:04');
+  await page.getByTestId('record-export-jsonl').click();
+  await page.waitForFunction(() => globalThis.__fake.calls.some((c) => c.command === 'record_export'));
+  const [exported] = await calls('record_export');
+  assert.equal(exported.feed, 'ticks');
+  assert.equal(exported.format, 'jsonl');
+  assert.equal(exported.fromMs, new Date('2026-01-02T03:04').getTime());
+  assert.equal(exported.toMs, null);
+});

@@ -96,10 +96,12 @@ export function createRecordView({ invoke, announce }) {
       : `${shown} recorded deliveries${nextBefore == null ? ', the whole record' : ''}`;
   }
 
+  const moment = (id) => ($(id).value ? new Date($(id).value).getTime() : null);
+
   async function exportAs(format) {
     const q = query();
     try {
-      const result = await invoke('record_export', { feed: q.feed, fromMs: null, toMs: null, format });
+      const result = await invoke('record_export', { feed: q.feed, fromMs: moment('#record-from'), toMs: moment('#record-to'), format });
       if (result.path) announce(`Exported ${result.count} deliveries to ${result.path}`);
     } catch (err) {
       showError(error, err);
@@ -114,6 +116,11 @@ export function createRecordView({ invoke, announce }) {
   const visible = () => !$('#view-record').hidden;
   return {
     show() { load(false); },
+    /** Opens on one feed (the live view's), newest first. */
+    showFeed(feed) {
+      $('#record-feed').value = feed ?? '';
+      for (const id of ['#record-text', '#record-regex', '#record-conditions']) $(id).value = '';
+    },
     reset() { if (visible()) load(false); },
     /** New deliveries: the first page (and a search's) shows them, soon. */
     onDelivery() {
