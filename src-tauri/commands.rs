@@ -7,8 +7,8 @@ use holdline_engine::profile::Auth;
 use holdline_engine::{FeedUrl, PublishAck, Token};
 use holdline_login::{Endpoints, LoginMethod, OidcLogin};
 use holdline_storage::{
-    ExportFormat, HistoryPage, HistoryQuery, RecordPage, RecordUsage, Search, SearchPage,
-    SearchQuery,
+    Database, ExportFormat, HistoryPage, HistoryQuery, RecordPage, RecordUsage, Search, SearchPage,
+    SearchQuery, StorageError,
 };
 use serde_json::value::RawValue;
 use tauri::ipc::Channel;
@@ -34,6 +34,18 @@ const SEARCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(16);
 /// The profile text the server editor holds, through the engine's loader.
 fn parse_profile(text: &str) -> AppResult<holdline_engine::Profile> {
     Ok(holdline_engine::Profile::parse(text)?)
+}
+
+/// Runs a database call off the async threads.
+async fn on_database<T: Send + 'static>(
+    hub: &Hub,
+    work: impl FnOnce(&Database) -> Result<T, StorageError> + Send + 'static,
+) -> AppResult<T> {
+    let db = hub.db.clone();
+    tokio::task::spawn_blocking(move || work(&db))
+        .await
+        .map_err(|e| AppError::invalid(e.to_string()))?
+        .map_err(Into::into)
 }
 
 async fn info(hub: &Hub, id: &str) -> AppResult<ServerInfo> {
@@ -379,11 +391,7 @@ pub async fn events_attach(hub: HubState<'_>, channel: Channel<UiBatch>) -> AppR
 
 #[tauri::command]
 pub async fn history_query(hub: HubState<'_>, query: HistoryQuery) -> AppResult<HistoryPage> {
-    let db = hub.db.clone();
-    tokio::task::spawn_blocking(move || db.query_history(&query))
-        .await
-        .map_err(|e| AppError::invalid(e.to_string()))?
-        .map_err(Into::into)
+    on_database(&hub, move |db| db.query_history(&query)).await
 }
 
 /// Writes the matching history as JSON lines to a file the user picks in
@@ -457,12 +465,11 @@ pub async fn record_page(
     limit: Option<usize>,
 ) -> AppResult<RecordPage> {
     let server = hub.active_server_key().await?;
-    let db = hub.db.clone();
     let limit = limit.unwrap_or(200).clamp(1, 2000);
-    tokio::task::spawn_blocking(move || db.record_page(&server, feed.as_deref(), before_id, limit))
-        .await
-        .map_err(|e| AppError::invalid(e.to_string()))?
-        .map_err(Into::into)
+    on_database(&hub, move |db| {
+        db.record_page(&server, feed.as_deref(), before_id, limit)
+    })
+    .await
 }
 
 /// Searches the active server's record newest first from `before_id`: an
@@ -476,14 +483,11 @@ pub async fn record_search(
 ) -> AppResult<SearchPage> {
     let search = Search::parse(&query).map_err(|e| AppError::invalid(e.to_string()))?;
     let server = hub.active_server_key().await?;
-    let db = hub.db.clone();
     let limit = limit.unwrap_or(100).clamp(1, 1000);
-    tokio::task::spawn_blocking(move || {
+    on_database(&hub, move |db| {
         db.search_record(&server, &search, before_id, limit, SEARCH_BUDGET)
     })
     .await
-    .map_err(|e| AppError::invalid(e.to_string()))?
-    .map_err(Into::into)
 }
 
 /// Exports the active server's record (one feed, or all; a time range)
@@ -537,11 +541,7 @@ pub async fn record_export<R: Runtime>(
 /// How much the record holds, and the database file's size.
 #[tauri::command]
 pub async fn record_usage(hub: HubState<'_>) -> AppResult<RecordUsage> {
-    let db = hub.db.clone();
-    tokio::task::spawn_blocking(move || db.record_usage())
-        .await
-        .map_err(|e| AppError::invalid(e.to_string()))?
-        .map_err(Into::into)
+    on_database(&hub, |db| db.record_usage()).await
 }
 
 #[tauri::command]

@@ -88,26 +88,20 @@ impl FeedDecoders {
                 None => holdline_decode::decode_event(&Decoder::Detect, &data, meta.as_deref()),
             }
         };
-        match decoded {
+        let (data, meta) = match decoded {
             Some(DecodedEvent {
                 data: decoded,
-                meta,
-            }) => UiItem::Event {
-                feed,
-                seq,
-                epoch,
-                ts,
-                data: decoded.unwrap_or(data),
-                meta: Some(meta),
-            },
-            None => UiItem::Event {
-                feed,
-                seq,
-                epoch,
-                ts,
-                data,
-                meta,
-            },
+                meta: facts,
+            }) => (decoded.unwrap_or(data), Some(facts)),
+            None => (data, meta),
+        };
+        UiItem::Event {
+            feed,
+            seq,
+            epoch,
+            ts,
+            data,
+            meta,
         }
     }
 }
