@@ -251,9 +251,21 @@ impl DrivenApp {
             .unwrap_or_else(|e| panic!("{selector}: {e}"))
     }
 
+    /// Clicks the element, brought to the middle of its scrolling box
+    /// first: WebKitWebDriver refuses a click on an element at the edge
+    /// of a scrolled panel (the sidebar's long server form).
     pub async fn click(&self, selector: &str) {
-        self.css(selector)
-            .await
+        let element = self.css(selector).await;
+        if let Ok(handle) = serde_json::to_value(&element) {
+            let _ = self
+                .client
+                .execute(
+                    "arguments[0].scrollIntoView({block: 'center'});",
+                    vec![handle],
+                )
+                .await;
+        }
+        element
             .click()
             .await
             .unwrap_or_else(|e| panic!("click {selector}: {e}"));
