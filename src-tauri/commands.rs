@@ -252,7 +252,7 @@ pub async fn feed_decoder_set(
 /// The active server's saved messages, in their order.
 #[tauri::command]
 pub async fn saved_list(hub: HubState<'_>) -> AppResult<Vec<SavedMessage>> {
-    Ok(hub.saved_messages().await?.1)
+    hub.saved_messages().await
 }
 
 /// Saves a message (replacing one of the same name) after checking it
@@ -260,13 +260,13 @@ pub async fn saved_list(hub: HubState<'_>) -> AppResult<Vec<SavedMessage>> {
 #[tauri::command]
 pub async fn saved_save(hub: HubState<'_>, message: SavedMessage) -> AppResult<Vec<SavedMessage>> {
     let message = message.checked()?;
-    let (_, list) = hub.saved_messages().await?;
+    let list = hub.saved_messages().await?;
     hub.set_saved_messages(saved::with(list, message)).await
 }
 
 #[tauri::command]
 pub async fn saved_remove(hub: HubState<'_>, name: String) -> AppResult<Vec<SavedMessage>> {
-    let (_, mut list) = hub.saved_messages().await?;
+    let mut list = hub.saved_messages().await?;
     list.retain(|m| m.name != name);
     hub.set_saved_messages(list).await
 }
@@ -274,7 +274,7 @@ pub async fn saved_remove(hub: HubState<'_>, name: String) -> AppResult<Vec<Save
 /// Publishes a saved message with a fresh id and resolves with its ack.
 #[tauri::command]
 pub async fn saved_send(hub: HubState<'_>, name: String) -> AppResult<PublishAck> {
-    let (_, list) = hub.saved_messages().await?;
+    let list = hub.saved_messages().await?;
     let message = list
         .into_iter()
         .find(|m| m.name == name)
@@ -293,7 +293,7 @@ pub async fn saved_export<R: Runtime>(
     hub: HubState<'_>,
     destination: State<'_, crate::ExportDestination>,
 ) -> AppResult<ExportResult> {
-    let (_, list) = hub.saved_messages().await?;
+    let list = hub.saved_messages().await?;
     let Some(path) = export_path(
         &app,
         &destination,
@@ -301,10 +301,7 @@ pub async fn saved_export<R: Runtime>(
         ("JSON", "json"),
     )?
     else {
-        return Ok(ExportResult {
-            path: None,
-            count: 0,
-        });
+        return Ok(ExportResult::cancelled());
     };
     std::fs::write(&path, saved::to_file(&list)).map_err(|e| AppError::Export {
         message: format!("{}: {e}", path.display()),
@@ -323,7 +320,7 @@ pub async fn saved_import<R: Runtime>(
     hub: HubState<'_>,
     destination: State<'_, crate::ExportDestination>,
 ) -> AppResult<Vec<SavedMessage>> {
-    let (_, mut list) = hub.saved_messages().await?;
+    let mut list = hub.saved_messages().await?;
     let path = match &*destination {
         crate::ExportDestination::Fixed(path) => Some(path.clone()),
         crate::ExportDestination::Dialog => {
@@ -410,10 +407,7 @@ pub async fn history_export<R: Runtime>(
         ("JSON lines", "jsonl"),
     )?
     else {
-        return Ok(ExportResult {
-            path: None,
-            count: 0,
-        });
+        return Ok(ExportResult::cancelled());
     };
     let db = hub.db.clone();
     let target = path.clone();
@@ -514,10 +508,7 @@ pub async fn record_export<R: Runtime>(
     let server = hub.active_server_key().await?;
     let suggested = format!("holdline-record.{}", filter.1);
     let Some(path) = export_path(&app, &destination, &suggested, filter)? else {
-        return Ok(ExportResult {
-            path: None,
-            count: 0,
-        });
+        return Ok(ExportResult::cancelled());
     };
     let db = hub.db.clone();
     let target = path.clone();

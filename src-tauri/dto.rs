@@ -304,3 +304,13 @@ pub struct ExportResult {
     pub path: Option<String>,
     pub count: u64,
 }
+
+impl ExportResult {
+    /// The user closed the save dialog: nothing written.
+    pub fn cancelled() -> ExportResult {
+        ExportResult {
+            path: None,
+            count: 0,
+        }
+    }
+}

@@ -386,14 +386,13 @@ impl Hub {
     }
 
     /// The active server's saved messages.
-    pub async fn saved_messages(&self) -> AppResult<(String, Vec<SavedMessage>)> {
+    pub async fn saved_messages(&self) -> AppResult<Vec<SavedMessage>> {
         let id = self.active_id().await.ok_or(AppError::NoActiveServer)?;
-        let list = self
+        Ok(self
             .settings
             .saved_messages()
             .remove(&id)
-            .unwrap_or_default();
-        Ok((id, list))
+            .unwrap_or_default())
     }
 
     /// Replaces the active server's saved messages.
