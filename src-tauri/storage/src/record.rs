@@ -78,10 +78,7 @@ impl RecordRow {
             Delivery::Raw(frame) => {
                 let data = match frame {
                     RawFrame::Text(text) => serde_json::json!({ "text": text }),
-                    RawFrame::Binary(bytes) => {
-                        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                        serde_json::json!({ "hex": hex })
-                    }
+                    RawFrame::Binary(bytes) => serde_json::json!({ "hex": hex::encode(bytes) }),
                 };
                 row("", "raw", None, None, data.to_string())
             }
