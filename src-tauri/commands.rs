@@ -460,10 +460,15 @@ pub async fn record_page(
 ) -> AppResult<RecordPage> {
     let server = hub.active_server_key().await?;
     let limit = limit.unwrap_or(200).clamp(1, 2000);
-    on_database(&hub, move |db| {
+    let mut page = on_database(&hub, move |db| {
         db.record_page(&server, feed.as_deref(), before_id, limit)
     })
-    .await
+    .await?;
+    let decoders = hub.feed_decoders();
+    for item in &mut page.items {
+        decoders.show_recorded(item);
+    }
+    Ok(page)
 }
 
 /// Searches the active server's record newest first from `before_id`: an
@@ -478,8 +483,11 @@ pub async fn record_search(
     let search = Search::parse(&query).map_err(|e| AppError::invalid(e.to_string()))?;
     let server = hub.active_server_key().await?;
     let limit = limit.unwrap_or(100).clamp(1, 1000);
+    let decoders = hub.feed_decoders();
     on_database(&hub, move |db| {
-        db.search_record(&server, &search, before_id, limit, SEARCH_BUDGET)
+        db.search_record_as(&server, &search, before_id, limit, SEARCH_BUDGET, |item| {
+            decoders.show_recorded(item)
+        })
     })
     .await
 }

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use holdline_decode::{DecodedEvent, Decoder};
+use holdline_storage::RecordedItem;
+use serde_json::value::RawValue;
 
 use crate::dto::UiItem;
 use crate::error::{AppError, AppResult};
@@ -64,6 +66,17 @@ impl FeedDecoders {
             .remove(feed);
     }
 
+    /// How `feed`'s payload reads: `None` for JSON data, or for a feed
+    /// whose payloads stay hex.
+    fn decode(&self, feed: &str, data: &RawValue, meta: Option<&RawValue>) -> Option<DecodedEvent> {
+        let chosen = self.chosen.read().unwrap_or_else(|p| p.into_inner());
+        match chosen.get(feed) {
+            Some(None) => None,
+            Some(Some(decoder)) => holdline_decode::decode_event(decoder, data, meta),
+            None => holdline_decode::decode_event(&Decoder::Detect, data, meta),
+        }
+    }
+
     /// `item` as the UI shows it: an event's binary payload decoded, with
     /// the format (or why not) in its meta.
     pub fn show(&self, item: UiItem) -> UiItem {
@@ -78,17 +91,7 @@ impl FeedDecoders {
         else {
             return item;
         };
-        let decoded = {
-            let chosen = self.chosen.read().unwrap_or_else(|p| p.into_inner());
-            match chosen.get(&feed) {
-                Some(None) => None,
-                Some(Some(decoder)) => {
-                    holdline_decode::decode_event(decoder, &data, meta.as_deref())
-                }
-                None => holdline_decode::decode_event(&Decoder::Detect, &data, meta.as_deref()),
-            }
-        };
-        let (data, meta) = match decoded {
+        let (data, meta) = match self.decode(&feed, &data, meta.as_deref()) {
             Some(DecodedEvent {
                 data: decoded,
                 meta: facts,
@@ -104,12 +107,27 @@ impl FeedDecoders {
             meta,
         }
     }
+
+    /// A recorded event read as the live view reads it: the record keeps
+    /// the payload as it came.
+    pub fn show_recorded(&self, item: &mut RecordedItem) {
+        if item.kind != "event" {
+            return;
+        }
+        if let Some(DecodedEvent { data, meta }) =
+            self.decode(&item.feed, &item.data, item.meta.as_deref())
+        {
+            item.meta = Some(meta);
+            if let Some(decoded) = data {
+                item.data = decoded;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::value::RawValue;
 
     fn event(feed: &str, data: &str) -> UiItem {
         UiItem::Event {

@@ -360,6 +360,12 @@ impl Hub {
         }
     }
 
+    /// How the active server's binary payloads are read, for views of the
+    /// record.
+    pub fn feed_decoders(&self) -> FeedDecoders {
+        self.decoders.clone()
+    }
+
     /// Chooses how `feed`'s binary payloads are shown (`None`: detected).
     pub async fn set_decoder(
         &self,

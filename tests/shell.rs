@@ -631,6 +631,46 @@ fn the_record_keeps_what_was_delivered_to_page_search_and_export() {
             assert_eq!(exported["count"], 30);
             let csv = std::fs::read_to_string(home.join("export.jsonl")).unwrap();
             assert_eq!(csv.lines().count(), 31, "a header and thirty rows");
+            // A binary payload is kept as it came, shown and searched as the
+            // live view reads it: MessagePack's {"n":31,"sym":"BIN"}.
+            let msgpack = serde_json::value::RawValue::from_string(
+                r#"{"hex":"82a16e1fa373796da342494e"}"#.into(),
+            )
+            .unwrap();
+            tauri::async_runtime::block_on(session.server.publish(FEED, &msgpack)).unwrap();
+            wait_for("the binary event in the record", || {
+                let page = call(
+                    &session.webview,
+                    "record_page",
+                    json!({"feed": FEED, "limit": 1}),
+                )
+                .unwrap();
+                page["items"][0]["seq"] == 31
+            });
+            let page = call(
+                &session.webview,
+                "record_page",
+                json!({"feed": FEED, "limit": 1}),
+            )
+            .unwrap();
+            assert_eq!(
+                page["items"][0]["data"],
+                json!({"n": 31, "sym": "BIN"}),
+                "{page}"
+            );
+            assert_eq!(page["items"][0]["meta"]["decoded"], "msgpack", "{page}");
+            let binary = call(
+                &session.webview,
+                "record_search",
+                json!({"query": {"conditions": ["/sym = \"BIN\""], "text": "bin"}}),
+            )
+            .unwrap();
+            assert_eq!(binary["hits"].as_array().map(Vec::len), Some(1), "{binary}");
+            assert_eq!(
+                binary["hits"][0]["highlights"],
+                json!([[15, 18]]),
+                "{binary}"
+            );
             // The whole database: the Local demo, active first, may have
             // recorded some of its own.
             let usage = call(&session.webview, "record_usage", json!({})).unwrap();

@@ -17,7 +17,12 @@
   const decoders = {};
   const record = Array.from({ length: 300 }, (_, i) => {
     const id = 300 - i;
-    return { id, feed: 'ticks', kind: 'event', seq: id, epoch: 'e1', at_ms: 1_700_000_000_000 + id, data: { n: id, sym: id % 50 === 0 ? 'HOLD' : 'ACME' } };
+    const item = { id, feed: 'ticks', kind: 'event', seq: id, epoch: 'e1', at_ms: 1_700_000_000_000 + id, data: { n: id, sym: id % 50 === 0 ? 'HOLD' : 'ACME' } };
+    // As the backend shows binary payloads: the newest read as MessagePack,
+    // the one before it left as hex, with the reason.
+    if (id === 300) item.meta = { decoded: 'msgpack' };
+    if (id === 299) Object.assign(item, { data: { hex: 'c1' }, meta: { decode_error: 'neither MessagePack nor CBOR' } });
+    return item;
   });
 
   function fail(code, message) {

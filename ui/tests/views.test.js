@@ -476,6 +476,10 @@ test('the record pages back, searches in the backend with highlights, and says w
   await page.getByTestId('tab-record').click();
   await page.getByTestId('record-row').first().waitFor();
   assert.equal(await page.getByTestId('record-row').count(), 100, 'the first page');
+  // Binary payloads say how they were read, or why they stay hex.
+  assert.match(await page.getByTestId('record-row').nth(0).textContent(), /ticks · msgpack/);
+  assert.match(await page.getByTestId('record-row').nth(1).textContent(), /ticks · hex/);
+  assert.match(await page.getByTestId('record-row').nth(1).getAttribute('title'), /not decoded: neither MessagePack nor CBOR/);
   await page.getByTestId('record-more').click();
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="record-row"]').length === 200);
   assert.match(await page.getByTestId('record-row').nth(100).textContent(), /#200/);

@@ -233,6 +233,21 @@ impl Database {
         limit: usize,
         budget: Duration,
     ) -> Result<SearchPage, StorageError> {
+        self.search_record_as(server, search, before_id, limit, budget, |_| {})
+    }
+
+    /// [`Database::search_record`] over each row as `read` shows it (the
+    /// app decodes binary payloads), so what is found and highlighted is
+    /// what the user sees.
+    pub fn search_record_as(
+        &self,
+        server: &str,
+        search: &Search,
+        before_id: Option<i64>,
+        limit: usize,
+        budget: Duration,
+        read: impl Fn(&mut RecordedItem),
+    ) -> Result<SearchPage, StorageError> {
         let started = Instant::now();
         let sql = format!(
             "SELECT {} FROM record WHERE server = ?1 AND (?2 IS NULL OR feed = ?2) AND id < ?3
@@ -255,9 +270,10 @@ impl Database {
                     .map_err(|e| self.err(e))?
             };
             let exhausted = (chunk.len() as i64) < CHUNK;
-            for item in chunk {
+            for mut item in chunk {
                 scanned += 1;
                 before = item.id;
+                read(&mut item);
                 if let Some(highlights) = search.matches(item.data.get()) {
                     hits.push(SearchHit { item, highlights });
                     if hits.len() >= limit {

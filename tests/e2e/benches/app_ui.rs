@@ -14,7 +14,9 @@
 //! else target/debug/holdline), HOLDLINE_BENCH_RATES (comma list, default
 //! 0,1000,2000,5000,10000,20000,50000; 0 is the baseline), HOLDLINE_BENCH_SECS per rate (5),
 //! HOLDLINE_BENCH_SOAK_SECS (600; 0 skips the soak), HOLDLINE_BENCH_PAUSED
-//! (set: the live view is paused, to tell drawing from delivery costs).
+//! (set: the live view is paused, to tell drawing from delivery costs),
+//! HOLDLINE_BENCH_RECORD (`off`: the record is turned off in Settings
+//! first, to tell what keeping the record costs).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -201,6 +203,19 @@ async fn main() {
     let app = DrivenApp::launch_binary(&binary, home.path(), &[]).await;
     app.text_until("[data-testid=state]", "the Local demo", |t| t == "open")
         .await;
+    let recording = std::env::var("HOLDLINE_BENCH_RECORD").map_or(true, |v| v != "off");
+    if !recording {
+        // Before the login: a server's pump takes the setting when it starts.
+        app.click("[data-testid=tab-settings]").await;
+        app.click("[data-testid=settings-record]").await;
+        app.click("[data-testid=settings-save]").await;
+        app.text_until("[data-testid=settings-saved]", "the settings saved", |t| {
+            !t.is_empty()
+        })
+        .await;
+        app.click("[data-testid=tab-live]").await;
+    }
+    println!("record: {}", if recording { "on" } else { "off" });
     // Session only: no keyring needed.
     app.log_in(&server, &format!("ws://{listen}/"), TOKEN, false)
         .await;
@@ -290,6 +305,17 @@ async fn main() {
         }
         None => println!("every rate had a main-thread stall over 50 ms"),
     }
+    // What the record kept of it, as Settings shows it.
+    app.click("[data-testid=tab-settings]").await;
+    let usage = app
+        .text_until(
+            "[data-testid=settings-record-usage]",
+            "the record's usage",
+            |t| t.contains("holds"),
+        )
+        .await;
+    println!("record after the rates: {usage}");
+    app.click("[data-testid=tab-live]").await;
 
     if soak_secs > 0 {
         let stop = Arc::new(AtomicBool::new(false));
