@@ -485,7 +485,7 @@ pub async fn record_search(
     let limit = limit.unwrap_or(100).clamp(1, 1000);
     let decoders = hub.feed_decoders();
     on_database(&hub, move |db| {
-        db.search_record_as(&server, &search, before_id, limit, SEARCH_BUDGET, |item| {
+        db.search_record(&server, &search, before_id, limit, SEARCH_BUDGET, |item| {
             decoders.show_recorded(item)
         })
     })

@@ -156,7 +156,7 @@ fn main() {
     for (name, query) in &cases {
         let started = Instant::now();
         let first = db
-            .search_record(SERVER, query, None, 50, FRAME)
+            .search_record(SERVER, query, None, 50, FRAME, |_| {})
             .expect("search");
         let first_answer = started.elapsed();
         let mut hits = first.hits.len();
@@ -166,7 +166,7 @@ fn main() {
         while hits < 50 {
             let Some(next) = before else { break };
             let page = db
-                .search_record(SERVER, query, Some(next), 50 - hits, FRAME)
+                .search_record(SERVER, query, Some(next), 50 - hits, FRAME, |_| {})
                 .expect("search");
             hits += page.hits.len();
             scanned += page.scanned;

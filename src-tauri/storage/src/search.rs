@@ -224,22 +224,10 @@ pub struct SearchPage {
 
 impl Database {
     /// Newest first from `before_id`: up to `limit` hits, or what was found
-    /// when `budget` ran out.
+    /// when `budget` ran out. Each row is searched as `read` leaves it (the
+    /// app decodes binary payloads there), so what is found and highlighted
+    /// is what the user sees.
     pub fn search_record(
-        &self,
-        server: &str,
-        search: &Search,
-        before_id: Option<i64>,
-        limit: usize,
-        budget: Duration,
-    ) -> Result<SearchPage, StorageError> {
-        self.search_record_as(server, search, before_id, limit, budget, |_| {})
-    }
-
-    /// [`Database::search_record`] over each row as `read` shows it (the
-    /// app decodes binary payloads), so what is found and highlighted is
-    /// what the user sees.
-    pub fn search_record_as(
         &self,
         server: &str,
         search: &Search,

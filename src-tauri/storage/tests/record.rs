@@ -246,8 +246,15 @@ fn search_finds_each_kind_of_condition_newest_first_and_goes_on_where_it_stopped
         .collect();
     delivered(&db, &deliveries);
     let ask = |search: &Search, before: Option<i64>, limit: usize| {
-        db.search_record(SERVER, search, before, limit, Duration::from_secs(10))
-            .unwrap()
+        db.search_record(
+            SERVER,
+            search,
+            before,
+            limit,
+            Duration::from_secs(10),
+            |_| {},
+        )
+        .unwrap()
     };
     let px = |page: &holdline_storage::SearchPage| {
         page.hits
@@ -294,7 +301,7 @@ fn search_finds_each_kind_of_condition_newest_first_and_goes_on_where_it_stopped
     let mut steps = 0;
     loop {
         let page = db
-            .search_record(SERVER, &all_hold, before, 100, Duration::ZERO)
+            .search_record(SERVER, &all_hold, before, 100, Duration::ZERO, |_| {})
             .unwrap();
         found.extend(px(&page));
         steps += 1;
