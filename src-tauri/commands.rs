@@ -113,7 +113,8 @@ pub async fn login(
 /// becomes active and connects.
 #[tauri::command]
 #[allow(clippy::too_many_arguments)]
-pub async fn login_oidc(
+pub async fn login_oidc<R: Runtime>(
+    app: AppHandle<R>,
     hub: HubState<'_>,
     url: String,
     name: Option<String>,
@@ -166,12 +167,15 @@ pub async fn login_oidc(
             .await?
         }
         LoginMethod::Browser => {
-            holdline_login::browser_login(&http, &endpoints, login, |address| {
+            let grant = holdline_login::browser_login(&http, &endpoints, login, |address| {
                 if let Err(err) = webbrowser::open(address.as_str()) {
                     tracing::warn!(%err, "the system browser could not be opened");
                 }
             })
-            .await?
+            .await?;
+            // The person is in the browser: the app comes back in front of it.
+            crate::tray::bring_to_front(&app);
+            grant
         }
     };
     let entry = hub.save_server(None, name, &url, profile, connection)?;

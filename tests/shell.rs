@@ -491,22 +491,92 @@ fn login_through_a_proxy_keeps_its_password_out_of_every_file() {
     );
 }
 
+/// Our feed server, taking the provider's access tokens.
+fn server_behind(provider: &holdline_testkit::OidcProvider) -> RunningServer {
+    tauri::async_runtime::block_on(holdline_server::start(ServerConfig {
+        oidc: Some(holdline_server::OidcSpec {
+            issuer: provider.issuer().to_owned(),
+            audience: holdline_testkit::oidc_provider::AUDIENCE.to_owned(),
+        }),
+        ..Default::default()
+    }))
+    .expect("the reference server starts")
+}
+
+#[test]
+fn login_oidc_in_the_browser_comes_back_to_the_app() {
+    in_fresh_home("login_oidc_in_the_browser_comes_back_to_the_app", |home| {
+        use holdline_testkit::OidcProvider;
+        use holdline_testkit::oidc_provider::PUBLIC_CLIENT;
+        let mut provider = tauri::async_runtime::block_on(OidcProvider::start(60));
+        let server = server_behind(&provider);
+        // The system browser ($BROWSER): writes down where it was sent.
+        let opened = home.join("browser-opened");
+        let browser = home.join("browser");
+        std::fs::write(
+            &browser,
+            format!(
+                "#!/bin/sh\nprintf %s \"$1\" > '{0}.part' && mv '{0}.part' '{0}'\n",
+                opened.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &browser,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let (_app, webview) = start_app(home, |_| {});
+        let login = std::thread::spawn({
+            let webview = webview.clone();
+            let args = json!({"url": server.url(), "name": "OIDC",
+                              "oidc": {"issuer": provider.issuer(), "client_id": PUBLIC_CLIENT,
+                                       "method": "browser"},
+                              "onCode": "__CHANNEL__:7"});
+            move || call(&webview, "login_oidc", args)
+        });
+        wait_for("the system browser sent to the provider", || {
+            opened.exists()
+        });
+        let address = std::fs::read_to_string(&opened).unwrap();
+        assert!(address.starts_with(provider.issuer()), "{address}");
+        assert!(address.contains("code_challenge_method=S256"), "{address}");
+        // The person logs in; the provider's redirect comes back to the app.
+        let (approved, detail) = tauri::async_runtime::block_on(provider.browse(&address));
+        assert!(approved, "the provider's page ended in {detail}");
+        let info = login
+            .join()
+            .expect("the login call returns")
+            .expect("the login is taken");
+        assert_eq!(info["login"]["method"], "browser", "{info}");
+        assert_eq!(provider.tokens_issued("authorization_code"), 1);
+        wait_for("the engine open with the browser's token", || {
+            engine_state(&webview) == "open"
+        });
+        let (url, _) = holdline_engine::FeedUrl::parse(&server.url()).unwrap();
+        let stored = holdline_credentials::load_login(&url)
+            .unwrap()
+            .expect("the login is in the keyring");
+        call(&webview, "history_export", json!({"query": {}})).unwrap();
+        for secret in [&stored.access_token, &stored.refresh_token]
+            .into_iter()
+            .flatten()
+        {
+            assert_no_file_holds(home, secret);
+        }
+        call(&webview, "server_remove", json!({"id": info["id"]})).unwrap();
+    });
+}
+
 #[test]
 fn login_oidc_with_client_credentials_stays_open_across_expiries() {
     in_fresh_home(
         "login_oidc_with_client_credentials_stays_open_across_expiries",
         |home| {
             use holdline_testkit::OidcProvider;
-            use holdline_testkit::oidc_provider::{AUDIENCE, SERVICE_CLIENT};
-            let provider = tauri::async_runtime::block_on(OidcProvider::start(1));
-            let server = tauri::async_runtime::block_on(holdline_server::start(ServerConfig {
-                oidc: Some(holdline_server::OidcSpec {
-                    issuer: provider.issuer().to_owned(),
-                    audience: AUDIENCE.to_owned(),
-                }),
-                ..Default::default()
-            }))
-            .expect("the reference server starts");
+            use holdline_testkit::oidc_provider::SERVICE_CLIENT;
+            let provider = tauri::async_runtime::block_on(OidcProvider::start(2));
+            let server = server_behind(&provider);
             let (_app, webview) = start_app(home, |_| {});
             let login = |secret: &str| {
                 call(
@@ -530,7 +600,8 @@ fn login_oidc_with_client_credentials_stays_open_across_expiries() {
             assert_eq!(info["login"]["method"], "client_credentials");
             assert_eq!(info["login"]["issuer"], provider.issuer());
             assert_eq!(info["has_token"], true);
-            // Tokens live a second: staying open through three of them
+            // Tokens live two seconds (one would expire while a loaded CI machine
+            // connects): staying open through three of them
             // takes a refresh at each.
             wait_for("three tokens issued and the engine open", || {
                 provider.tokens_issued("client_credentials") >= 4

@@ -45,6 +45,8 @@ pub fn in_fresh_home(name: &str, body: impl FnOnce(&std::path::Path)) {
         .env("HOME", home.path())
         .env("XDG_DATA_HOME", home.path().join("data"))
         .env("XDG_CONFIG_HOME", home.path().join("config"))
+        // The system browser, for a test that lays it down.
+        .env("BROWSER", home.path().join("browser"))
         .output()
         .expect("the test binary runs itself");
     let stdout = String::from_utf8_lossy(&output.stdout);
