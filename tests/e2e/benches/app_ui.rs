@@ -3,7 +3,8 @@
 //! time between animation frames and the main thread's stalls (a 16 ms
 //! timer's lateness) in the webview, how the Channel batched (messages
 //! and items per second, items per message, items dropped because the UI was
-//! behind) and what the UI counted. Then memory: the app's RSS (its own
+//! behind), what the UI counted and the app process's CPU (one core is
+//! 100%). Then memory: the app's RSS (its own
 //! process and WebKit's) idle, and sampled through a soak at 5,000 events/s.
 //!
 //! ```sh
@@ -82,6 +83,29 @@ fn feed_at(
 
 /// RSS and peak RSS (KiB) of the app's process and of every process below
 /// it (WebKit's web and network processes).
+/// CPU seconds the process has used (all its threads, user and system),
+/// from `/proc/PID/stat` in clock ticks.
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command's closing parenthesis: utime and
+            // stime are the 12th and 13th.
+            let rest: Vec<u64> = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            Some(rest.iter().sum::<u64>())
+        })
+        .unwrap_or(0);
+    // The kernel's USER_HZ, 100 on every Linux this runs on.
+    ticks as f64 / 100.0
+}
+
 fn memory_of(root_pid: u32) -> (u64, u64, u64, u64) {
     let field = |pid: u32, name: &str| -> u64 {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -248,7 +272,7 @@ async fn main() {
     );
 
     println!(
-        "{:>7} | {:>9} {:>7} {:>7} | {:>9} {:>7} {:>6} | {:>8} {:>9} {:>8} {:>8}",
+        "{:>7} | {:>9} {:>7} {:>7} | {:>9} {:>7} {:>6} | {:>8} {:>9} {:>8} {:>8} | {:>7}",
         "rate/s",
         "frame p50",
         "p99",
@@ -259,11 +283,13 @@ async fn main() {
         "msgs/s",
         "items/s",
         "per msg",
-        "dropped"
+        "dropped",
+        "app cpu"
     );
     let mut best = None;
     for rate in rates {
         let before: Value = app.client.execute(TAKE, vec![]).await.expect("take");
+        let cpu_before = cpu_seconds(pid);
         let stop = Arc::new(AtomicBool::new(false));
         let feeder = feed_at(server.clone(), rate, stop.clone());
         tokio::time::sleep(Duration::from_secs(secs)).await;
@@ -272,6 +298,7 @@ async fn main() {
         // Let the last of it arrive before counting.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let after: Value = app.client.execute(TAKE, vec![]).await.expect("take");
+        let cpu = cpu_seconds(pid) - cpu_before;
         let deltas = sorted(&after["deltas"]);
         let lags = sorted(&after["lags"]);
         let over = lags.iter().filter(|d| **d > 50.0).count();
@@ -280,7 +307,7 @@ async fn main() {
         let (messages, items, dropped) = (delta("messages"), delta("items"), delta("dropped"));
         let span = secs as f64 + 0.5;
         println!(
-            "{rate:>7} | {:>9.1} {:>7.1} {:>7.1} | {:>9.1} {:>7.1} {over:>6} | {:>8.0} {:>9.0} {:>8.1} {:>8.0}   (published {published})",
+            "{rate:>7} | {:>9.1} {:>7.1} {:>7.1} | {:>9.1} {:>7.1} {over:>6} | {:>8.0} {:>9.0} {:>8.1} {:>8.0} | {:>6.0}%   (published {published})",
             percentile(&deltas, 0.5),
             percentile(&deltas, 0.99),
             deltas.last().copied().unwrap_or(0.0),
@@ -294,6 +321,7 @@ async fn main() {
                 0.0
             },
             dropped,
+            cpu / span * 100.0,
         );
         if over == 0 && rate > 0 {
             best = Some(rate);
