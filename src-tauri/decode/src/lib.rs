@@ -173,7 +173,10 @@ pub fn decode_event(
 /// data; `None` for anything else.
 pub fn hex_payload(data: &RawValue) -> Option<Vec<u8>> {
     let text = data.get().trim_start();
-    if !text.starts_with('{') {
+    // Most payloads are JSON objects with other keys: they are told apart
+    // here, without a failed parse (and its error message) per event.
+    let first_key = text.strip_prefix('{')?.trim_start();
+    if !first_key.starts_with("\"hex\"") {
         return None;
     }
     #[derive(serde::Deserialize)]
@@ -245,6 +248,10 @@ mod tests {
         assert_eq!(hex_payload(&json), None);
         let text = RawValue::from_string(r#""a string""#.into()).unwrap();
         assert_eq!(hex_payload(&text), None);
+        let spaced = RawValue::from_string(r#"{ "hex" : "ff" }"#.into()).unwrap();
+        assert_eq!(hex_payload(&spaced), Some(vec![0xff]));
+        let other_key = RawValue::from_string(r#"{"n":1,"hex":"ff"}"#.into()).unwrap();
+        assert_eq!(hex_payload(&other_key), None);
         // {"x": 1} in CBOR; in MessagePack the same bytes are a string
         // with bytes after it.
         assert_eq!(
