@@ -503,6 +503,8 @@ fn server_behind(provider: &holdline_testkit::OidcProvider) -> RunningServer {
     .expect("the reference server starts")
 }
 
+// The system browser the test lays down is a shell script.
+#[cfg(unix)]
 #[test]
 fn login_oidc_in_the_browser_comes_back_to_the_app() {
     in_fresh_home("login_oidc_in_the_browser_comes_back_to_the_app", |home| {
