@@ -3,6 +3,7 @@
 // of rows, so a 50,000 events/s burst never blocks input or grows the DOM.
 
 import { $, el, time, count as formatCount } from './dom.js';
+import { readAs, whyHex } from './payload.js';
 
 const BUFFER_LIMIT = 20000;
 // Rows kept in the DOM: more than a tall window shows, far fewer than the
@@ -50,17 +51,11 @@ export function createLiveView() {
     return meta ? (meta.event ?? meta.topic ?? null) : null;
   }
 
-  // How a binary payload was read (the backend decodes it), or `hex`
-  // when it could not be: the reason is the row's tooltip.
-  function decoding(item) {
-    const meta = item.meta;
-    return meta ? (meta.decoded ?? (meta.decode_error ? 'hex' : null)) : null;
-  }
 
   function label(item) {
     const from = origin(item);
     const base = from != null && from !== item.feed ? `${item.feed} · ${from}` : (item.feed ?? '');
-    const read = decoding(item);
+    const read = readAs(item.meta);
     return read ? `${base} · ${read}` : base;
   }
 
@@ -152,7 +147,7 @@ export function createLiveView() {
       dataNode.textContent = open ? JSON.stringify(item.data, null, 2) : json(item);
     }
     feedNode.textContent = label(item);
-    node.title = item.meta?.decode_error ? `not decoded: ${item.meta.decode_error}` : '';
+    node.title = whyHex(item.meta);
     node.className = className;
     // Reset every data attribute so a recycled node carries no stale ones.
     for (const name of ['testid', 'feed', 'seq', 'from', 'to', 'key', 'reason', 'inferred', 'origin']) delete node.dataset[name];

@@ -5,6 +5,7 @@
 // stays applied: new deliveries refresh its first page.
 
 import { $, el, time, date, showError } from './dom.js';
+import { readAs, whyHex } from './payload.js';
 
 /** Hits wanted per page; the backend answers within a frame with fewer. */
 const PAGE = 100;
@@ -51,14 +52,13 @@ export function createRecordView({ invoke, announce }) {
   function row(item) {
     const data = JSON.stringify(item.data);
     const shown = item.highlights ? highlighted(data, item.highlights) : [data];
-    // How a binary payload was read, as the live view says it.
-    const read = item.meta?.decoded ?? (item.meta?.decode_error ? 'hex' : null);
+    const read = readAs(item.meta);
     const node = el('li', { className: `log-row record-${item.kind}`, 'data-testid': 'record-row', 'data-kind': item.kind },
       el('span', { className: 'time mono', text: `${date(item.at_ms)} ${time(item.at_ms)}` }),
       el('span', { className: 'kind mono', text: read ? `${item.feed} · ${read}` : item.feed }),
       el('span', { className: 'mono', text: item.seq != null ? `#${item.seq}` : item.kind }),
       el('span', { className: 'message mono' }, ...shown));
-    if (item.meta?.decode_error) node.title = `not decoded: ${item.meta.decode_error}`;
+    node.title = whyHex(item.meta);
     return node;
   }
 
