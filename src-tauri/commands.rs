@@ -464,15 +464,15 @@ pub async fn record_page(
 ) -> AppResult<RecordPage> {
     let server = hub.active_server_key().await?;
     let limit = limit.unwrap_or(200).clamp(1, 2000);
-    let mut page = on_database(&hub, move |db| {
-        db.record_page(&server, feed.as_deref(), before_id, limit)
-    })
-    .await?;
     let decoders = hub.feed_decoders();
-    for item in &mut page.items {
-        decoders.show_recorded(item);
-    }
-    Ok(page)
+    on_database(&hub, move |db| {
+        let mut page = db.record_page(&server, feed.as_deref(), before_id, limit)?;
+        for item in &mut page.items {
+            decoders.show_recorded(item);
+        }
+        Ok(page)
+    })
+    .await
 }
 
 /// Searches the active server's record newest first from `before_id`: an
