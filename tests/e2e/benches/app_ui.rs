@@ -81,8 +81,6 @@ fn feed_at(
     })
 }
 
-/// RSS and peak RSS (KiB) of the app's process and of every process below
-/// it (WebKit's web and network processes).
 /// CPU seconds the process has used (all its threads, user and system),
 /// from `/proc/PID/stat` in clock ticks.
 fn cpu_seconds(pid: u32) -> f64 {
@@ -106,6 +104,8 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / 100.0
 }
 
+/// RSS and peak RSS (KiB) of the app's process and of every process below
+/// it (WebKit's web and network processes).
 fn memory_of(root_pid: u32) -> (u64, u64, u64, u64) {
     let field = |pid: u32, name: &str| -> u64 {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
